@@ -1,0 +1,37 @@
+"""bn_helpers: the JAX helper package behind the bn-notebooks course on Batch Normalization.
+
+Notebooks import it as `import bn_helpers as bnh`. The BN core is exported at
+the top level; everything else lives in small submodules named for what they
+hold (`bnh.data`, `bnh.train`, `bnh.plots`, `bnh.widgets`, `bnh.checks`, ...).
+"""
+
+from . import batchnorm, mlp, train
+
+try:  # TEMP during bootstrap
+    from . import checks, data, env, plots, toydata, widgets
+except ImportError:
+    pass
+from .batchnorm import apply_batch_norm, batch_norm, batch_norm_backward, init_batch_norm
+from .mlp import MLP
+from .train import fit, fit_many
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "batch_norm",
+    "batch_norm_backward",
+    "init_batch_norm",
+    "apply_batch_norm",
+    "MLP",
+    "fit",
+    "fit_many",
+    "batchnorm",
+    "checks",
+    "data",
+    "env",
+    "mlp",
+    "plots",
+    "toydata",
+    "train",
+    "widgets",
+]

@@ -1,0 +1,54 @@
+"""Shared pieces of the exercise checks: relative error and the one-line verdict.
+
+Used in the exercises of every notebook.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# CS231n's reading of a relative error (cs231n.github.io, neural-networks-3)
+BANDS = ((1e-7, "PASS"), (1e-4, "CLOSE"), (np.inf, "FAIL"))
+
+
+def rel_error(a, b) -> float:
+    """max |a - b| / max(1e-8, |a| + |b|), CS231n's relative error.
+
+    Used in notebooks/04_bn_math.ipynb.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf")
+    return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)), initial=0.0))
+
+
+def verdict(name: str, value: float, *, tol: float = 1e-7, close: float = 1e-4,
+            what: str = "max rel error", hint: str = "") -> bool:
+    """Print `name | what value | PASS/CLOSE/FAIL [| hint]`; return True on PASS.
+
+    PASS when value <= tol, CLOSE when <= close (worth a second look),
+    FAIL otherwise; the hint is printed unless the check passed.
+
+    Used in the exercises of every notebook.
+    """
+    status = "PASS" if value <= tol else "CLOSE" if value <= close else "FAIL"
+    line = f"{name} | {what} {value:.2e} | {status}"
+    if status != "PASS" and hint:
+        line += f" | hint: {hint}"
+    print(line)
+    return status == "PASS"
+
+
+def run_student(name: str, fn, *args):
+    """Call the student's function; turn an exception into a FAIL line (returns None then)."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        print(f"{name} | not implemented yet | FAIL | hint: replace `raise NotImplementedError` "
+              "with your code")
+    except Exception as err:  # a student's bug is a verdict, not a traceback
+        print(f"{name} | raised {type(err).__name__}: {err} | FAIL")
+    return None

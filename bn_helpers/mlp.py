@@ -1,0 +1,148 @@
+"""Multilayer perceptrons with optional batch norm, as plain pytrees.
+
+`MLP` is a frozen, hashable description (sizes, activation, BN placement,
+init scheme). Its `init` returns (params, state): lists with one dict per
+layer. `apply` is a pure function of (params, state, x) with an explicit
+`train` flag, so it can be jitted, vmapped and differentiated.
+
+Used in notebooks/00_start_here.ipynb, notebooks/03_init.ipynb and
+notebooks/06_paper_experiment.ipynb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from . import batchnorm as _bn
+
+__all__ = ["MLP", "ACTIVATIONS", "INITS", "init_std"]
+
+ACTIVATIONS = {
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "linear": lambda z: z,
+}
+INITS = ("gaussian", "xavier", "he")
+_BN_PLACES = (None, "before", "after")
+
+
+def init_std(scheme: str, fan_in: int, fan_out: int, std: float = 0.01):
+    """Weight std of an init scheme: Gaussian `std`, Glorot sqrt(2/(in+out)), He sqrt(2/in).
+
+    Used in notebooks/03_init.ipynb.
+    """
+    if scheme == "gaussian":
+        return std
+    if scheme == "xavier":
+        return (2.0 / (fan_in + fan_out)) ** 0.5
+    if scheme == "he":
+        return (2.0 / fan_in) ** 0.5
+    raise ValueError(f"`init` must be one of {INITS}, got {scheme!r}")
+
+
+@dataclass(frozen=True)
+class MLP:
+    """A fully connected network: hidden layers, then a linear output layer.
+
+    sizes: (input, hidden..., output), e.g. (784, 100, 100, 100, 10).
+    bn: None, "before" the nonlinearity (the paper's choice; the layer's bias
+    is dropped because BN's beta replaces it) or "after" it.
+    momentum, eps, unbiased_var: see `bn_helpers.apply_batch_norm`.
+
+    Used in notebooks/00_start_here.ipynb and every training notebook.
+    """
+
+    sizes: tuple
+    activation: str = "relu"
+    bn: str | None = None
+    init: str = "he"
+    init_std: float = 0.01
+    momentum: float = 0.9
+    eps: float = 1e-5
+    unbiased_var: bool = True
+
+    def __post_init__(self):
+        sizes = tuple(int(s) for s in self.sizes)
+        object.__setattr__(self, "sizes", sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"`sizes` needs at least (inputs, outputs), all >= 1; got {sizes}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"`activation` must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+        if self.bn not in _BN_PLACES:
+            raise ValueError(f"`bn` must be one of {_BN_PLACES}, got {self.bn!r}")
+        init_std(self.init, 1, 1)  # validates the scheme name
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"`momentum` must be in [0, 1], got {self.momentum}")
+
+    @property
+    def num_hidden(self) -> int:
+        return len(self.sizes) - 2
+
+    def init_params(self, key, scale=1.0):
+        """(params, state) for this network; `scale` multiplies every weight std.
+
+        `scale` may be a traced value, so a sweep over init scales can be vmapped.
+        """
+        params, state = [], []
+        keys = jax.random.split(key, len(self.sizes) - 1)
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            std = init_std(self.init, fan_in, fan_out, self.init_std) * scale
+            layer = {"W": std * jax.random.normal(keys[i], (fan_in, fan_out))}
+            hidden = i < self.num_hidden
+            if not (hidden and self.bn == "before"):
+                layer["b"] = jnp.zeros(fan_out)
+            layer_state = {}
+            if hidden and self.bn:
+                bn_params, layer_state = _bn.init_batch_norm(fan_out)
+                layer.update(bn_params)
+            params.append(layer)
+            state.append(layer_state)
+        return params, state
+
+    def apply(self, params, state, x, *, train: bool, return_hidden: bool = False):
+        """Forward pass: returns (logits, new_state) or, with return_hidden, (logits, new_state, hidden).
+
+        hidden is a list per hidden layer of {"pre": input to the nonlinearity,
+        "post": its output}. In eval mode (train=False) BN uses the running
+        statistics and the state comes back unchanged.
+        """
+        if not isinstance(train, bool):
+            raise TypeError(f"`train` must be True or False, got {train!r}")
+        if x.ndim != 2 or x.shape[-1] != self.sizes[0]:
+            raise ValueError(f"`x` must have shape (batch, {self.sizes[0]}), got {tuple(x.shape)}")
+        act = ACTIVATIONS[self.activation]
+        new_state, hidden = [], []
+        h = x
+        for i, layer in enumerate(params):
+            z = h @ layer["W"]
+            if "b" in layer:
+                z = z + layer["b"]
+            if i == self.num_hidden:
+                new_state.append(state[i])
+                h = z
+                break
+            s = state[i]
+            if self.bn == "before":
+                z, s = self._bn(layer, s, z, train)
+            a = act(z)
+            if self.bn == "after":
+                a, s = self._bn(layer, s, a, train)
+            new_state.append(s)
+            hidden.append({"pre": z, "post": a})
+            h = a
+        if return_hidden:
+            return h, new_state, hidden
+        return h, new_state
+
+    def _bn(self, layer, s, z, train):
+        bn_params = {"gamma": layer["gamma"], "beta": layer["beta"]}
+        if not train:
+            return _bn._normalize(z, s["mean"], s["var"], layer["gamma"], layer["beta"], self.eps, 1), s
+        m = z.shape[0]
+        if m < 2:
+            raise ValueError("BN in training mode needs a batch of at least 2 examples")
+        return _bn._train_step(bn_params, s, z, self.momentum, self.eps, 1, (0,), m, self.unbiased_var)

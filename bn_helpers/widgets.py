@@ -1,0 +1,151 @@
+"""Sliders wired to a figure that is updated in place, never rebuilt.
+
+`LiveFigure` owns a matplotlib figure and its controls. Moving a control
+calls your `update(**values)`, which changes artists (`set_data`,
+`set_height`, ...) and may return a text readout; the figure is then drawn
+once and sent to the page as a PNG in an `ipywidgets.Image`. Every call is
+timed, so benchmarks and tests can read `timings`.
+
+Used in every notebook with a slider.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from typing import Callable
+
+import ipywidgets as W
+import numpy as np
+import PIL.Image
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+__all__ = ["LiveFigure", "slider", "int_slider", "toggle"]
+
+_STYLE = {"description_width": "11em"}
+_LAYOUT = {"width": "34em"}
+
+
+def slider(description: str, min: float, max: float, value: float, step: float | None = None,
+           *, fmt: str = ".3g", log: bool = False, continuous_update: bool = False):
+    """A labelled float slider (log-scale with log=True: min and max are the real values).
+
+    Used in every notebook with a slider.
+    """
+    if not min <= value <= max:
+        raise ValueError(f"`value`={value} must lie in [`min`={min}, `max`={max}]")
+    if log:
+        if min <= 0:
+            raise ValueError(f"`min` must be > 0 for a log slider, got {min}")
+        exps = (math.log10(min), math.log10(max))
+        return W.FloatLogSlider(value=value, base=10, min=exps[0], max=exps[1],
+                                step=step or (exps[1] - exps[0]) / 60, description=description,
+                                readout_format=fmt, continuous_update=continuous_update,
+                                style=_STYLE, layout=_LAYOUT)
+    return W.FloatSlider(value=value, min=min, max=max, step=step or (max - min) / 100,
+                         description=description, readout_format=fmt,
+                         continuous_update=continuous_update, style=_STYLE, layout=_LAYOUT)
+
+
+def int_slider(description: str, min: int, max: int, value: int, step: int = 1, *,
+               continuous_update: bool = False):
+    """A labelled integer slider.
+
+    Used in every notebook with a slider.
+    """
+    if not min <= value <= max:
+        raise ValueError(f"`value`={value} must lie in [`min`={min}, `max`={max}]")
+    return W.IntSlider(value=value, min=min, max=max, step=step, description=description,
+                       continuous_update=continuous_update, style=_STYLE, layout=_LAYOUT)
+
+
+def toggle(description: str, options, value=None):
+    """A row of buttons to pick one option.
+
+    Used in every notebook with a slider.
+    """
+    options = list(options)
+    return W.ToggleButtons(options=options, value=options[0] if value is None else value,
+                           description=description, style={"description_width": "11em",
+                                                           "button_width": "auto"})
+
+
+class LiveFigure:
+    """A figure plus controls; moving a control updates the artists in place.
+
+    fig: a figure made with `bn_helpers.plots.new_figure(..., interactive=True)`.
+    update: function(**values) that changes artists and may return a string,
+    shown under the figure (readouts such as a condition number).
+    controls: {name: widget}; `name` is the keyword `update` receives.
+
+    After construction the figure has been drawn once. `timings` holds
+    (compute_ms, draw_ms, encode_ms) for every call; `calls` counts them.
+
+    Used in every notebook with a slider.
+    """
+
+    def __init__(self, fig, update: Callable[..., str | None], controls: dict, *, dpi: int = 80):
+        if not controls:
+            raise ValueError("`controls` must hold at least one widget")
+        self.fig = fig
+        self.update = update
+        self.controls = dict(controls)
+        self.dpi = dpi
+        fig.set_dpi(dpi)
+        if not isinstance(fig.canvas, FigureCanvasAgg):
+            FigureCanvasAgg(fig)
+        self.image = W.Image(format="png")
+        self.readout = W.HTML()
+        self.timings: list[tuple[float, float, float]] = []
+        self.calls = 0
+        self.error: Exception | None = None
+        self.ui = W.VBox([W.VBox(list(self.controls.values())), self.image, self.readout])
+        for w in self.controls.values():
+            w.observe(self._on_change, names="value")
+        self.refresh()
+
+    def values(self) -> dict:
+        return {name: w.value for name, w in self.controls.items()}
+
+    def _on_change(self, _change):
+        self.refresh()
+
+    def refresh(self):
+        """Recompute, redraw and re-encode the figure from the current control values."""
+        t0 = time.perf_counter()
+        try:
+            text = self.update(**self.values())
+        except Exception as err:  # show it in the page, then re-raise for tests/logs
+            self.error = err
+            self.readout.value = f"<b style='color:#D55E00'>Error: {type(err).__name__}: {err}</b>"
+            raise
+        t1 = time.perf_counter()
+        self.fig.canvas.draw()
+        t2 = time.perf_counter()
+        self.image.value = self.png()
+        t3 = time.perf_counter()
+        if text is not None:
+            self.readout.value = f"<pre style='margin:0'>{text}</pre>"
+        self.timings.append(((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3))
+        self.calls += 1
+
+    def png(self) -> bytes:
+        """The figure as last drawn, encoded as PNG (no second draw)."""
+        rgba = np.asarray(self.fig.canvas.buffer_rgba())
+        buf = io.BytesIO()
+        # Fast zlib level: the PNG only travels to the page
+        PIL.Image.fromarray(rgba).save(buf, format="png", compress_level=1)
+        return buf.getvalue()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        if not hasattr(self.ui, "_repr_mimebundle_"):  # ipywidgets 7
+            display(self.ui)
+            return
+        # The live widget, plus the current PNG for viewers without a kernel (HTML export)
+        bundle = dict(self.ui._repr_mimebundle_() or {})
+        bundle["image/png"] = self.image.value
+        bundle["text/plain"] = "LiveFigure (move the controls in a running notebook)"
+        display(bundle, raw=True)
