@@ -5,12 +5,7 @@ the top level; everything else lives in small submodules named for what they
 hold (`bnh.data`, `bnh.train`, `bnh.plots`, `bnh.widgets`, `bnh.checks`, ...).
 """
 
-from . import batchnorm, mlp, train
-
-try:  # TEMP during bootstrap
-    from . import checks, data, env, plots, toydata, widgets
-except ImportError:
-    pass
+from . import batchnorm, checks, data, env, mlp, plots, toydata, train, widgets
 from .batchnorm import apply_batch_norm, batch_norm, batch_norm_backward, init_batch_norm
 from .mlp import MLP
 from .train import fit, fit_many

@@ -62,7 +62,7 @@ FULL_DATASETS = {
     },
 }
 _CHECKOUT_DATA = Path(__file__).resolve().parent.parent / "data"  # a git checkout
-_DATA_PACKAGE = "bn_helpers.data"  # data/ in an installed wheel, see pyproject.toml
+_DATA_PACKAGE = "bn_helpers._datafiles"  # data/ in an installed wheel, see pyproject.toml
 _DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _HINT = ("Rebuild shipped files with `python tools/make_data.py`, or delete the file and "
