@@ -11,6 +11,7 @@ Used in every notebook with a slider.
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import time
@@ -79,13 +80,18 @@ class LiveFigure:
     shown under the figure (readouts such as a condition number).
     controls: {name: widget}; `name` is the keyword `update` receives.
 
+    animated: artists that change on every update. They are drawn over a
+    cached picture of everything else (blitting), which is much faster than
+    a full draw; any change of axis limits or text triggers a full draw.
+
     After construction the figure has been drawn once. `timings` holds
     (compute_ms, draw_ms, encode_ms) for every call; `calls` counts them.
 
     Used in every notebook with a slider.
     """
 
-    def __init__(self, fig, update: Callable[..., str | None], controls: dict, *, dpi: int = 80):
+    def __init__(self, fig, update: Callable[..., str | None], controls: dict, *, dpi: int = 80,
+                 animated=()):
         if not controls:
             raise ValueError("`controls` must hold at least one widget")
         self.fig = fig
@@ -95,6 +101,11 @@ class LiveFigure:
         fig.set_dpi(dpi)
         if not isinstance(fig.canvas, FigureCanvasAgg):
             FigureCanvasAgg(fig)
+        self.animated = list(animated)
+        for artist in self.animated:
+            artist.set_animated(True)
+        self._background = None
+        self._static_key = None
         self.image = W.Image(format="png")
         self.readout = W.HTML()
         self.timings: list[tuple[float, float, float]] = []
@@ -121,7 +132,7 @@ class LiveFigure:
             self.readout.value = f"<b style='color:#D55E00'>Error: {type(err).__name__}: {err}</b>"
             raise
         t1 = time.perf_counter()
-        self.fig.canvas.draw()
+        self.draw()
         t2 = time.perf_counter()
         self.image.value = self.png()
         t3 = time.perf_counter()
@@ -129,6 +140,29 @@ class LiveFigure:
             self.readout.value = f"<pre style='margin:0'>{text}</pre>"
         self.timings.append(((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3))
         self.calls += 1
+
+    def _static_state(self):
+        """What the cached background depends on: limits and texts of every axes."""
+        return tuple((ax.get_xlim(), ax.get_ylim(), ax.get_title(), ax.get_xlabel(),
+                      ax.get_ylabel(), tuple(t.get_text() for t in ax.texts))
+                     for ax in self.fig.axes)
+
+    def draw(self):
+        """Draw the figure: a full draw when needed, else blit the animated artists."""
+        canvas = self.fig.canvas
+        key = self._static_state()
+        if self._background is None or key != self._static_key or not self.animated:
+            canvas.draw()  # animated artists are skipped by a full draw
+            # Lay out once, then freeze: constrained layout costs more than the drawing
+            if self.fig.get_layout_engine() is not None:
+                self.fig.set_layout_engine("none")
+                canvas.draw()
+            self._background = canvas.copy_from_bbox(self.fig.bbox) if self.animated else None
+            self._static_key = key
+        else:
+            canvas.restore_region(self._background)
+        for artist in self.animated:
+            artist.axes.draw_artist(artist) if artist.axes else self.fig.draw_artist(artist)
 
     def png(self) -> bytes:
         """The figure as last drawn, encoded as PNG (no second draw)."""
@@ -146,6 +180,6 @@ class LiveFigure:
             return
         # The live widget, plus the current PNG for viewers without a kernel (HTML export)
         bundle = dict(self.ui._repr_mimebundle_() or {})
-        bundle["image/png"] = self.image.value
+        bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
         bundle["text/plain"] = "LiveFigure (move the controls in a running notebook)"
         display(bundle, raw=True)

@@ -6,10 +6,11 @@ calls `bnh.checks.check_batch_norm_forward(my_fn)`.
 Used in the exercises of every notebook.
 """
 
-from ._core import rel_error, verdict
+from ._core import Verdict, rel_error, verdict
 from .bn_math import check_batch_norm_backward, check_batch_norm_forward
 
 __all__ = [
+    "Verdict",
     "rel_error",
     "verdict",
     "check_batch_norm_forward",

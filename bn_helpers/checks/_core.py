@@ -25,9 +25,25 @@ def rel_error(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)), initial=0.0))
 
 
+class Verdict:
+    """Outcome of a check: truthy on PASS; shows nothing as a cell's last value (the line is printed)."""
+
+    def __init__(self, name: str, status: str, value: float):
+        self.name, self.status, self.value = name, status, value
+
+    def __bool__(self) -> bool:
+        return self.status == "PASS"
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.name!r}, {self.status}, {self.value:.2e})"
+
+    def _ipython_display_(self):
+        pass
+
+
 def verdict(name: str, value: float, *, tol: float = 1e-7, close: float = 1e-4,
-            what: str = "max rel error", hint: str = "") -> bool:
-    """Print `name | what value | PASS/CLOSE/FAIL [| hint]`; return True on PASS.
+            what: str = "max rel error", hint: str = "") -> Verdict:
+    """Print `name | what value | PASS/CLOSE/FAIL [| hint]`; the result is truthy on PASS.
 
     PASS when value <= tol, CLOSE when <= close (worth a second look),
     FAIL otherwise; the hint is printed unless the check passed.
@@ -39,7 +55,7 @@ def verdict(name: str, value: float, *, tol: float = 1e-7, close: float = 1e-4,
     if status != "PASS" and hint:
         line += f" | hint: {hint}"
     print(line)
-    return status == "PASS"
+    return Verdict(name, status, value)
 
 
 def run_student(name: str, fn, *args):
@@ -52,3 +68,8 @@ def run_student(name: str, fn, *args):
     except Exception as err:  # a student's bug is a verdict, not a traceback
         print(f"{name} | raised {type(err).__name__}: {err} | FAIL")
     return None
+
+
+def failed(name: str) -> Verdict:
+    """The verdict after `run_student` already printed the failure."""
+    return Verdict(name, "FAIL", float("inf"))

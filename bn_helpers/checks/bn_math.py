@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from .. import batchnorm as _bn
-from ._core import rel_error, run_student, verdict
+from ._core import Verdict, failed, rel_error, run_student, verdict
 
 
 def _case(seed: int, shape=(16, 5), feature_axis=-1):
@@ -38,7 +38,7 @@ def _forward_hint(y, x, gamma, beta):
     return "compare mean, var, x_hat and y one at a time with a tiny batch"
 
 
-def check_batch_norm_forward(fn, *, eps: float = 1e-5) -> bool:
+def check_batch_norm_forward(fn, *, eps: float = 1e-5) -> Verdict:
     """Check fn(x, gamma, beta) -> y against `bn_helpers.batch_norm` on (N, D) data.
 
     Used in notebooks/00_start_here.ipynb and notebooks/04_bn_math.ipynb.
@@ -48,7 +48,7 @@ def check_batch_norm_forward(fn, *, eps: float = 1e-5) -> bool:
         x, gamma, beta, _ = _case(0)
         y = run_student(name, fn, x, gamma, beta)
         if y is None:
-            return False
+            return failed(name)
         ref = np.asarray(_bn.batch_norm(x, gamma, beta, eps=eps))
         if np.shape(y) != ref.shape:
             return verdict(name, np.inf, hint=f"output shape {np.shape(y)}, expected {ref.shape}")
@@ -56,7 +56,7 @@ def check_batch_norm_forward(fn, *, eps: float = 1e-5) -> bool:
         return verdict(name, err, tol=1e-7, hint=_forward_hint(y, x, gamma, beta))
 
 
-def check_batch_norm_backward(fn, *, eps: float = 1e-5) -> bool:
+def check_batch_norm_backward(fn, *, eps: float = 1e-5) -> Verdict:
     """Check fn(dy, x, gamma) -> (dx, dgamma, dbeta) against autodiff (`jax.vjp`) in float64.
 
     Used in notebooks/04_bn_math.ipynb.
@@ -66,7 +66,7 @@ def check_batch_norm_backward(fn, *, eps: float = 1e-5) -> bool:
         x, gamma, beta, dy = _case(1)
         out = run_student(name, fn, dy, x, gamma)
         if out is None:
-            return False
+            return failed(name)
         if not isinstance(out, (tuple, list)) or len(out) != 3:
             return verdict(name, np.inf, hint="return a tuple (dx, dgamma, dbeta)")
         _, vjp = jax.vjp(lambda a, g, b: _bn.batch_norm(a, g, b, eps=eps), x, gamma, beta)

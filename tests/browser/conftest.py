@@ -11,6 +11,7 @@ See tests/browser/README.md.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -60,7 +61,7 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser(chromium_path):
+def lab_browser(chromium_path):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -84,22 +85,22 @@ def _only_localhost(route):
 
 
 @pytest.fixture(scope="session")
-def new_page(browser):
+def new_page_factory(lab_browser):
     """Factory: a fresh page in its own context, off-host requests blocked."""
     contexts = []
 
     def make():
-        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        ctx = lab_browser.new_context(viewport={"width": 1280, "height": 900})
         ctx.route("**/*", _only_localhost)
         contexts.append(ctx)
         return ctx.new_page()
 
     yield make
+    from playwright.sync_api import Error as PlaywrightError
+
     for ctx in contexts:
-        try:
+        with contextlib.suppress(PlaywrightError):  # already closed with the browser
             ctx.close()
-        except Exception:
-            pass
 
 
 # --------------------------------------------------------------------------- server
@@ -140,6 +141,14 @@ def write_demo_notebook(path: Path) -> None:
             "    fig, update, {\"scale\": bnh.widgets.slider(\"scale\", 0.1, 5.0, 1.0)})\n"
             "live"
         ),
+        # A plain pyplot figure: proves the kernel uses the inline backend (not Agg)
+        nbformat.v4.new_code_cell(
+            "import matplotlib.pyplot as plt\n"
+            "\n"
+            "plt.figure(figsize=(3, 1.5))\n"
+            "plt.plot([0, 1], [1, 0])\n"
+            "plt.show()"
+        ),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, path)
@@ -147,6 +156,10 @@ def write_demo_notebook(path: Path) -> None:
 
 class JupyterLab:
     """A running JupyterLab: `url(path)` opens a notebook; `shutdown_sessions()` frees kernels."""
+
+    demo_notebook = DEMO_NOTEBOOK
+    kernel_display_name = KERNEL_DISPLAY_NAME
+    artifacts = ARTIFACTS
 
     def __init__(self, proc: subprocess.Popen, port: int, token: str, root: Path, log: Path):
         self.proc, self.port, self.token, self.root, self.log = proc, port, token, root, log
@@ -216,10 +229,9 @@ def _start_lab(root: Path, jdirs: Path, log_path: Path) -> JupyterLab:
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
-        log = open(log_path, "ab")
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
         lab = JupyterLab(proc, port, token, root, log_path)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:
@@ -265,8 +277,11 @@ def jupyter_dirs(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def jupyter_lab(lab_root, jupyter_dirs, chromium_path) -> JupyterLab:
-    """One JupyterLab for the session, killed (whole process group) at the end."""
+def jupyter_lab(lab_root, jupyter_dirs, lab_browser) -> JupyterLab:
+    """One JupyterLab for the session, killed (whole process group) at the end.
+
+    Asks for `lab_browser` first, so a missing Chromium/playwright skips before a server starts.
+    """
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     lab = _start_lab(lab_root, jupyter_dirs, jupyter_dirs / "jupyterlab.log")
     print(f"\n[browser] JupyterLab on {lab.base}, root {lab_root}, log {lab.log}")

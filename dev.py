@@ -1,0 +1,90 @@
+"""One entry point for the collection; needs only Python >= 3.10 (standard library).
+
+    python dev.py lab        set up .venv and open the notebooks in JupyterLab
+    python dev.py test       set up .venv and run every test (unit, notebooks, browser)
+    python dev.py html       execute every notebook and write static HTML to build/html/
+    python dev.py student    write student copies (solutions removed) to build/student/
+    python dev.py bench      print the benchmark table
+
+Setup creates `.venv` beside this file and installs the package with its test
+extra (`pip install -e .[test]`); it is skipped when nothing changed since the
+last install. Extra arguments after `test` go to pytest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".bn-setup-stamp"
+
+
+def _fingerprint() -> str:
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+
+
+def setup() -> None:
+    """Create .venv and install the package with its test tools, unless already current."""
+    if sys.version_info < (3, 10):
+        sys.exit(f"Python >= 3.10 is needed, this is {sys.version.split()[0]}")
+    if not PY.exists():
+        print(f"creating {VENV} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    if STAMP.exists() and STAMP.read_text() == _fingerprint():
+        return
+    print("installing bn-helpers and its dependencies (first time: a few minutes) ...", flush=True)
+    run([PY, "-m", "pip", "install", "--upgrade", "--quiet", "pip"])
+    run([PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"])
+    STAMP.write_text(_fingerprint())
+
+
+def run(cmd, **kw) -> int:
+    code = subprocess.call([str(c) for c in cmd], cwd=kw.pop("cwd", ROOT), **kw)
+    if code and kw.get("check", True):
+        sys.exit(code)
+    return code
+
+
+def lab(args) -> None:
+    run([PY, "-m", "jupyter", "lab", str(ROOT / "notebooks"), *args])
+
+
+def test(args) -> None:
+    env = dict(os.environ, BN_FAST="1", PYTHONHASHSEED="0")
+    code = subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT, env=env)
+    sys.exit(code)
+
+
+def tool(name: str):
+    def call(args):
+        run([PY, str(ROOT / "tools" / f"{name}.py"), *args])
+    return call
+
+
+COMMANDS = {
+    "lab": lab,
+    "test": test,
+    "html": tool("build_html"),
+    "student": tool("student_copy"),
+    "bench": lambda args: run([PY, str(ROOT / "benchmarks" / "run.py"), *args]),
+}
+
+
+def main() -> None:
+    if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
+        print(__doc__)
+        sys.exit(2)
+    setup()
+    COMMANDS[sys.argv[1]](sys.argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Slider callbacks run headlessly: setting .value changes the artists in place; checks' verdicts."""
+
+import numpy as np
+import pytest
+
+import bn_helpers as bnh
+
+
+def make_live(animated=True):
+    fig, ax = bnh.plots.new_figure(interactive=True)
+    (line,) = ax.plot(np.arange(10.0), np.arange(10.0))
+    ax.set_ylim(0, 50)
+    calls = []
+
+    def update(scale):
+        calls.append(scale)
+        line.set_ydata(scale * np.arange(10.0))
+        return f"scale = {scale:.2f}"
+
+    live = bnh.widgets.LiveFigure(fig, update, {"scale": bnh.widgets.slider("scale", 0.1, 5.0, 1.0)},
+                                  animated=[line] if animated else ())
+    return live, line, calls
+
+
+@pytest.mark.parametrize("animated", [True, False])
+def test_slider_updates_artists_in_place(animated):
+    live, line, calls = make_live(animated)
+    png0, axes0 = live.image.value, list(live.fig.axes[0].lines)
+    assert live.calls == 1 and calls == [1.0] and png0[:4] == b"\x89PNG"
+    live.controls["scale"].value = 2.0
+    assert calls == [1.0, 2.0]
+    np.testing.assert_allclose(line.get_ydata(), 2.0 * np.arange(10.0))
+    assert live.image.value != png0
+    assert list(live.fig.axes[0].lines) == axes0  # same artist, not re-plotted
+    assert "scale = 2.00" in live.readout.value
+    assert len(live.timings) == 2 and all(t >= 0 for t in live.timings[-1])
+
+
+def test_blitted_frame_equals_full_draw():
+    live, line, _ = make_live(animated=True)
+    live.controls["scale"].value = 3.0
+    blitted = np.asarray(live.fig.canvas.buffer_rgba()).copy()
+    line.set_animated(False)
+    live.fig.canvas.draw()
+    full = np.asarray(live.fig.canvas.buffer_rgba())
+    assert np.mean(blitted != full) < 0.002
+
+
+def test_errors_in_update_are_shown_and_raised():
+    fig, _ = bnh.plots.new_figure(interactive=True)
+
+    def update(x):
+        if x > 1:
+            raise ValueError("too big")
+
+    live = bnh.widgets.LiveFigure(fig, update, {"x": bnh.widgets.slider("x", 0.0, 2.0, 0.5)})
+    with pytest.raises(ValueError, match="too big"):
+        live.controls["x"].value = 1.5
+    assert "too big" in live.readout.value
+
+
+def test_widget_argument_errors():
+    with pytest.raises(ValueError, match="`value`=7 must lie in"):
+        bnh.widgets.slider("s", 0.0, 1.0, 7)
+    with pytest.raises(ValueError, match="`min` must be > 0"):
+        bnh.widgets.slider("s", 0.0, 1.0, 0.5, log=True)
+    with pytest.raises(ValueError, match="`controls` must hold"):
+        bnh.widgets.LiveFigure(bnh.plots.new_figure(interactive=True)[0], lambda: None, {})
+
+
+def test_hist_helpers():
+    fig, ax = bnh.plots.new_figure(interactive=True)
+    h = bnh.plots.hist(ax, np.zeros(100), bins=10, range=(-1, 1), percent=True)
+    assert h.get_data().values.max() == 100.0
+    heights = bnh.plots.set_hist(h, np.repeat(np.linspace(-0.9, 0.9, 10), 7))  # bin centres
+    np.testing.assert_allclose(heights, 10.0)
+    np.testing.assert_allclose(h.get_data().values, heights)
+
+
+def test_checks_pass_fail_and_hint(capsys):
+    import jax.numpy as jnp
+
+    def good(x, g, b, eps=1e-5):
+        m = x.mean(0)
+        return g * (x - m) / jnp.sqrt(((x - m) ** 2).mean(0) + eps) + b
+
+    def per_example(x, g, b, eps=1e-5):
+        m = x.mean(1, keepdims=True)
+        return g * (x - m) / jnp.sqrt(x.var(1, keepdims=True) + eps) + b
+
+    def todo(x, g, b):
+        raise NotImplementedError
+
+    assert bnh.checks.check_batch_norm_forward(good)
+    assert not bnh.checks.check_batch_norm_forward(per_example)
+    assert not bnh.checks.check_batch_norm_forward(todo)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("batch_norm forward | max rel error") and lines[0].endswith("PASS")
+    assert "axis=0" in lines[1] and "FAIL" in lines[1]
+    assert "not implemented" in lines[2]
+
+    def backward(dy, x, g):
+        return bnh.batch_norm_backward(dy, x, g)
+
+    def wrong_backward(dy, x, g):
+        dx, dg, db = bnh.batch_norm_backward(dy, x, g)
+        return dx * 1.01, dg, db
+
+    assert bnh.checks.check_batch_norm_backward(backward)
+    assert not bnh.checks.check_batch_norm_backward(wrong_backward)
+    out = capsys.readouterr().out
+    assert "(dx)" in out and "three paths" in out
+
+
+def test_rel_error():
+    assert bnh.checks.rel_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert bnh.checks.rel_error([1.0], [np.nan]) == float("inf")
+    with pytest.raises(ValueError, match="shapes differ"):
+        bnh.checks.rel_error([1.0], [1.0, 2.0])
