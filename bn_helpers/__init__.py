@@ -12,6 +12,17 @@ from .train import fit, fit_many
 
 __version__ = "0.1.0"
 
+# Topic modules of the later notebooks load on first use: `bnh.zigzag.fn(...)`
+_TOPICS = ("whitening", "zigzag", "diagnostics", "gradcheck", "inference", "paper")
+
+
+def __getattr__(name):
+    if name in _TOPICS:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'bn_helpers' has no attribute {name!r}")
+
 __all__ = [
     "batch_norm",
     "batch_norm_backward",

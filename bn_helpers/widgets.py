@@ -15,6 +15,7 @@ import base64
 import io
 import math
 import time
+import weakref
 from typing import Callable
 
 import ipywidgets as W
@@ -22,7 +23,9 @@ import numpy as np
 import PIL.Image
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-__all__ = ["LiveFigure", "slider", "int_slider", "toggle"]
+__all__ = ["LiveFigure", "slider", "int_slider", "toggle", "instances", "sweep"]
+
+_INSTANCES: "weakref.WeakSet[LiveFigure]" = weakref.WeakSet()
 
 _STYLE = {"description_width": "11em"}
 _LAYOUT = {"width": "34em"}
@@ -115,6 +118,7 @@ class LiveFigure:
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
         self.refresh()
+        _INSTANCES.add(self)
 
     def values(self) -> dict:
         return {name: w.value for name, w in self.controls.items()}
@@ -183,3 +187,47 @@ class LiveFigure:
         bundle["image/png"] = base64.b64encode(self.image.value).decode("ascii")
         bundle["text/plain"] = "LiveFigure (move the controls in a running notebook)"
         display(bundle, raw=True)
+
+
+def instances() -> list:
+    """Every LiveFigure alive in this kernel, in creation order of their figures' ids.
+
+    Used by benchmarks/sliders.py to time every slider of a notebook.
+    """
+    return list(_INSTANCES)
+
+
+def _control_values(w, n: int) -> list:
+    """n values spread over a control's range (each option of a toggle)."""
+    if hasattr(w, "options") and not hasattr(w, "min"):
+        opts = [o[1] if isinstance(o, tuple) else o for o in w.options]
+        return (opts * n)[:n] if opts else []
+    if isinstance(w, W.FloatLogSlider):
+        lo, hi = w.base ** w.min, w.base ** w.max
+        return list(np.geomspace(lo, hi, n))
+    if isinstance(w, (W.IntSlider,)):
+        return [int(v) for v in np.linspace(w.min, w.max, n).round()]
+    if isinstance(w, (W.Checkbox, W.ToggleButton)):
+        return [bool(i % 2) for i in range(n)]
+    return list(np.linspace(w.min, w.max, n))
+
+
+def sweep(live: LiveFigure, n: int = 20) -> dict:
+    """Move every control of `live` through n values; return update times in ms per control.
+
+    {name: {"compute+draw": [...], "encode": [...]}}. Each control returns to
+    its original value afterwards.
+
+    Used by benchmarks/sliders.py.
+    """
+    out = {}
+    for name, w in live.controls.items():
+        start = w.value
+        before = len(live.timings)
+        for v in _control_values(w, n):
+            if v != w.value:
+                w.value = v
+        times = live.timings[before:]
+        w.value = start
+        out[name] = {"compute+draw": [c + d for c, d, _ in times], "encode": [e for _, _, e in times]}
+    return out

@@ -16,3 +16,21 @@ __all__ = [
     "check_batch_norm_forward",
     "check_batch_norm_backward",
 ]
+
+# Checks of the later notebooks live in one module per topic, loaded on first use
+_TOPICS = ("whitening", "zigzag", "init", "inference", "paper")
+
+
+def __getattr__(name):
+    import importlib
+
+    for topic in _TOPICS:
+        try:
+            module = importlib.import_module(f".{topic}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name == f"{__name__}.{topic}":
+                continue
+            raise
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"bn_helpers.checks has no check named {name!r}")
