@@ -7,7 +7,7 @@ Used in the exercises of every notebook.
 """
 
 from ._core import Verdict, rel_error, verdict
-from .bn_math import check_batch_norm_backward, check_batch_norm_forward
+from .bn_math import check_batch_norm_backward, check_batch_norm_conv, check_batch_norm_forward
 
 __all__ = [
     "Verdict",
@@ -15,6 +15,7 @@ __all__ = [
     "verdict",
     "check_batch_norm_forward",
     "check_batch_norm_backward",
+    "check_batch_norm_conv",
 ]
 
 # Checks of the later notebooks live in one module per topic, loaded on first use

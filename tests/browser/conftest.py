@@ -166,7 +166,9 @@ class JupyterLab:
         self.base = f"http://127.0.0.1:{port}"
 
     def url(self, nb_path: str) -> str:
-        return f"{self.base}/lab/tree/{nb_path}?token={self.token}"
+        """URL opening `nb_path` in a new, empty workspace (no tabs restored from earlier)."""
+        workspace = f"t{uuid.uuid4().hex[:12]}"
+        return f"{self.base}/lab/workspaces/{workspace}/tree/{nb_path}?token={self.token}"
 
     def api(self, method: str, path: str, timeout: float = 10):
         req = urllib.request.Request(f"{self.base}{path}", method=method,

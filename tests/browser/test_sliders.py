@@ -56,6 +56,9 @@ CASES = [
     SliderCase(notebook="00_start_here.ipynb", slider="weight std", value="0.01"),
 ]
 
+# The notebook on show (Playwright's :visible skips hidden tabs)
+PANEL = ".jp-NotebookPanel:visible"
+
 # Timeouts (ms): first jax import + compile in a cell takes ~10 s on 2 cores
 OPEN_TIMEOUT = 90_000
 RUN_ALL_TIMEOUT = 300_000
@@ -63,30 +66,38 @@ UPDATE_TIMEOUT = 60_000
 SETTLE_QUIET_MS = 500
 SETTLE_TIMEOUT = 60_000
 
+# JS: the notebook panel on show (others, e.g. restored tabs, are hidden: zero-sized)
+_ROOT_JS = """const root = Array.from(document.querySelectorAll('.jp-NotebookPanel')).find(p => {
+    const r = p.getBoundingClientRect(); return r.width > 0 && r.height > 0; }) || document;"""
+
 _SETTLE_JS = """() => {
+  ROOT
   // A cheap fingerprint of every output area: changes while outputs are being refilled
   let h = 0;
-  const s = Array.from(document.querySelectorAll('.jp-NotebookPanel .jp-OutputArea'))
+  const s = Array.from(root.querySelectorAll('.jp-OutputArea'))
     .map(e => e.innerHTML).join('\\u0001');
   for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0;
   return s.length + ':' + h;
 }"""
 
 _ERRORS_JS = """() => {
+  ROOT
   const found = new Map();
   const add = (el, why) => { if (!found.has(el)) found.set(el, why + ': ' + el.textContent.slice(0, 1500)); };
-  for (const el of document.querySelectorAll(
+  for (const el of root.querySelectorAll(
       '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
     if (el.textContent.includes('Traceback')) add(el, 'stderr traceback');
-  for (const el of document.querySelectorAll('.jp-RenderedText'))
+  for (const el of root.querySelectorAll('.jp-RenderedText'))
     if (el.textContent.includes('Traceback') || el.textContent.includes('Error')) add(el, 'text');
-  for (const el of document.querySelectorAll('.jp-OutputArea-output'))
+  for (const el of root.querySelectorAll('.jp-OutputArea-output'))
     if (el.textContent.includes('Error displaying widget')) add(el, 'widget');
   // LiveFigure writes "Error: ..." into its readout when the update function raises
-  for (const el of document.querySelectorAll('.jp-OutputArea-output .widget-html'))
+  for (const el of root.querySelectorAll('.jp-OutputArea-output .widget-html'))
     if (el.textContent.includes('Error:') || el.textContent.includes('Traceback')) add(el, 'readout');
   return Array.from(found.values());
 }"""
+
+_SETTLE_JS, _ERRORS_JS = (js.replace("ROOT", _ROOT_JS) for js in (_SETTLE_JS, _ERRORS_JS))
 
 _IMG_DIGEST_JS = """async (img) => {
   if (!img.complete || !img.naturalWidth) await new Promise(r => { img.onload = r; img.onerror = r; });
@@ -130,7 +141,7 @@ def open_and_run(page, lab, nb_path: str):
     """Open `nb_path` in JupyterLab, wait for its kernel, Run All Cells, wait for the end."""
     expect = _expect()
     page.goto(lab.url(nb_path), wait_until="domcontentloaded", timeout=OPEN_TIMEOUT)
-    panel = page.locator(".jp-NotebookPanel").first
+    panel = page.locator(PANEL)
     expect(panel).to_be_visible(timeout=OPEN_TIMEOUT)
     expect(panel.locator(".jp-Toolbar-kernelName")).to_have_text(
         lab.kernel_display_name, timeout=OPEN_TIMEOUT)
@@ -138,29 +149,72 @@ def open_and_run(page, lab, nb_path: str):
         "data-status", "idle", timeout=OPEN_TIMEOUT)
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    # Every code cell shows "[n]:" (not "[ ]:" nor "[*]:") once the run is over
-    page.wait_for_function(
-        """() => {
-          const ps = Array.from(document.querySelectorAll(
-            '.jp-NotebookPanel .jp-CodeCell .jp-InputArea-prompt'));
-          return ps.length > 0 && ps.every(p => /^\\[\\d+\\]:$/.test(p.textContent.trim()));
-        }""",
-        timeout=RUN_ALL_TIMEOUT, polling=250)
+    wait_run_all_done(page)
     expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
         "data-status", "idle", timeout=RUN_ALL_TIMEOUT)
     wait_settled(page)
 
 
+_RUN_STATE_JS = """() => {
+  ROOT
+  return {
+    prompts: Array.from(root.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'),
+                        p => p.textContent.trim()),
+    status: root.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset?.status,
+  };
+}"""
+_RUN_STATE_JS = _RUN_STATE_JS.replace("ROOT", _ROOT_JS)
+STALLED_S = 15
+
+
+def wait_run_all_done(page, timeout_ms: int = RUN_ALL_TIMEOUT):
+    """Wait until every code cell shows "[n]:" (not "[ ]:" nor "[*]:").
+
+    Fails early when a cell shows an error (Run All stops there) or when the kernel
+    has been idle for STALLED_S seconds with cells still not run.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    idle_since = None
+    while True:
+        state = page.evaluate(_RUN_STATE_JS)
+        prompts = state["prompts"]
+        done = [bool(re.fullmatch(r"\[\d+\]:", p)) for p in prompts]
+        if prompts and all(done):
+            return
+        assert_no_errors(page, "while running all cells")
+        if state["status"] == "idle" and "[*]:" not in prompts:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > STALLED_S:
+                raise AssertionError(f"Run All stopped: kernel idle, cell prompts {prompts}")
+        else:
+            idle_since = None
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Run All not finished after {timeout_ms / 1000:.0f} s: "
+                                 f"kernel {state['status']}, cell prompts {prompts}")
+        page.wait_for_timeout(250)
+
+
+def wait_image_replaced(page, img, old_src, what: str, timeout_ms: int = UPDATE_TIMEOUT):
+    """Wait until the figure's <img> gets a new src; fail at once if an error shows up."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while img.get_attribute("src") == old_src:
+        assert_no_errors(page, f"after setting {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the figure did not change within {timeout_ms / 1000:.0f} s "
+                                 f"after setting {what}")
+        page.wait_for_timeout(50)
+
+
 def find_slider(page, case: SliderCase, where: str):
     label = re.compile(rf"^\s*{re.escape(case.slider)}\s*$")
-    sliders = page.locator(".jp-NotebookPanel .jp-OutputArea-output .widget-slider")
+    sliders = page.locator(f"{PANEL} .jp-OutputArea-output .widget-slider")
     by_text = sliders.filter(has=page.locator(".widget-label", has_text=label))
     # Labels rendered by MathJax ("$\\gamma$") keep the raw description in `title`
     by_title = sliders.filter(has=page.locator(f".widget-label[title={json.dumps(case.slider)}]"))
     match = by_text.or_(by_title)
     count = match.count()
     if count <= case.nth:
-        labels = page.locator(".jp-NotebookPanel .widget-slider .widget-label").all_inner_texts()
+        labels = page.locator(f"{PANEL} .widget-slider .widget-label").all_inner_texts()
         raise AssertionError(f"no slider labelled {case.slider!r} (match #{case.nth}) in "
                              f"{where}; sliders on the page: {labels}")
     return match.nth(case.nth)
@@ -187,14 +241,18 @@ class NotebookPages:
         self.close()
         self.page, self.path, self.healthy = self.new_page(), path, False
         t0 = time.perf_counter()
-        open_and_run(self.page, self.lab, path)
+        try:
+            open_and_run(self.page, self.lab, path)
+        except BaseException:
+            self.page.screenshot(path=self.lab.artifacts / f"{stem}__FAILED.png")
+            raise
         run_s = time.perf_counter() - t0
         self.page.screenshot(path=self.lab.artifacts / f"{stem}__executed.png")
         assert_no_errors(self.page, f"after running all cells of {path} (before any move)")
         if path == self.lab.demo_notebook:
             # The demo's last cell is a plain pyplot figure: the inline backend must show it
             _expect()(self.page.locator(
-                '.jp-OutputArea-output[data-mime-type="image/png"] img')).to_be_visible()
+                f'{PANEL} .jp-OutputArea-output[data-mime-type="image/png"] img')).to_be_visible()
         self.healthy = True
         return self.page, run_s
 
@@ -244,7 +302,11 @@ def test_slider_updates_figure(case: SliderCase, notebook_pages, jupyter_lab):
     page.keyboard.press("ControlOrMeta+a")
     page.keyboard.type(case.value)
     page.keyboard.press("Enter")
-    expect(img).not_to_have_attribute("src", old_src or "", timeout=UPDATE_TIMEOUT)
+    try:
+        wait_image_replaced(page, img, old_src, what=f"{case.slider!r} = {case.value} in {path}")
+    except AssertionError:
+        out.screenshot(path=artifacts / f"{stem}__after.png")
+        raise
     update_ms = (time.perf_counter() - t0) * 1e3
     wait_settled(page)
 
