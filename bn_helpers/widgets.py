@@ -93,7 +93,7 @@ class LiveFigure:
     Used in every notebook with a slider.
     """
 
-    def __init__(self, fig, update: Callable[..., str | None], controls: dict, *, dpi: int = 80,
+    def __init__(self, fig, update: Callable[..., str | None], controls: dict, *, dpi: int = 100,
                  animated=()):
         if not controls:
             raise ValueError("`controls` must hold at least one widget")
@@ -109,12 +109,14 @@ class LiveFigure:
             artist.set_animated(True)
         self._background = None
         self._static_key = None
-        self.image = W.Image(format="png")
+        # Shown at its own pixel size: stretching to the output's width would blur it
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
         self.readout = W.HTML()
         self.timings: list[tuple[float, float, float]] = []
         self.calls = 0
         self.error: Exception | None = None
-        self.ui = W.VBox([W.VBox(list(self.controls.values())), self.image, self.readout])
+        self.ui = W.VBox([W.VBox(list(self.controls.values())), self.image, self.readout],
+                         layout=W.Layout(align_items="flex-start"))
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
         self.refresh()
