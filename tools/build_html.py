@@ -30,6 +30,17 @@ def execute(path: Path, *, timeout: int = 1800):
     return nb
 
 
+def static_widgets(nb):
+    """Show each LiveFigure as its last picture: drop the live-widget view where a PNG is there."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "image/png" in data:
+                data.pop("application/vnd.jupyter.widget-view+json", None)
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fast", action="store_true", help="set BN_FAST=1 (smaller runs)")
@@ -46,7 +57,7 @@ def main(argv=None) -> int:
     for path in paths:
         t0 = time.perf_counter()
         nb = execute(path)
-        body, _ = exporter.from_notebook_node(nb)
+        body, _ = exporter.from_notebook_node(static_widgets(nb))
         target = out / path.with_suffix(".html").name
         target.write_text(body, encoding="utf-8")
         index.append(f'<li><a href="{target.name}">{path.stem}</a></li>')
