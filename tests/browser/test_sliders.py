@@ -54,6 +54,8 @@ CASES = [
     SliderCase(notebook=None, slider="scale", value="2.5"),
     # 00: log slider 0.001..10, starts at 1.0; 0.01 squeezes the no-BN histogram to 0
     SliderCase(notebook="00_start_here.ipynb", slider="weight std", value="0.01"),
+    # 04: one sample's input (-5..15, starts at 0.5); every other output moves
+    SliderCase(notebook="04_bn_math.ipynb", slider="input of sample 0", value="15"),
 ]
 
 # The notebook on show (Playwright's :visible skips hidden tabs)
