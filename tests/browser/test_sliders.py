@@ -56,6 +56,9 @@ CASES = [
     SliderCase(notebook="00_start_here.ipynb", slider="weight std", value="0.01"),
     # 04: one sample's input (-5..15, starts at 0.5); every other output moves
     SliderCase(notebook="04_bn_math.ipynb", slider="input of sample 0", value="15"),
+    # 06: precomputed runs, log sliders (learning rate 0.03..30; init std 0.001..1)
+    SliderCase(notebook="06_paper_experiment.ipynb", slider="learning rate", value="30"),
+    SliderCase(notebook="06_paper_experiment.ipynb", slider="init std", value="0.001"),
 ]
 
 # The notebook on show (Playwright's :visible skips hidden tabs)
