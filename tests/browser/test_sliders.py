@@ -54,8 +54,19 @@ CASES = [
     SliderCase(notebook=None, slider="scale", value="2.5"),
     # 00: log slider 0.001..10, starts at 1.0; 0.01 squeezes the no-BN histogram to 0
     SliderCase(notebook="00_start_here.ipynb", slider="weight std", value="0.01"),
+    # 01: the 2-D data sliders and the ZCA eps on MNIST
+    SliderCase(notebook="01_whitening.ipynb", slider="correlation", value="-0.5"),
+    SliderCase(notebook="01_whitening.ipynb", slider="scale ratio", value="1.5"),
+    SliderCase(notebook="01_whitening.ipynb", slider="mean offset", value="-3"),
+    SliderCase(notebook="01_whitening.ipynb", slider="whitening eps", value="0.001"),
     # 04: one sample's input (-5..15, starts at 0.5); every other output moves
     SliderCase(notebook="04_bn_math.ipynb", slider="input of sample 0", value="15"),
+    # 05: running averages, test batch size, test-time shift
+    SliderCase(notebook="05_inference.ipynb", slider="momentum (weight on old)", value="0.99"),
+    SliderCase(notebook="05_inference.ipynb", slider="test batch size", value="128"),
+    SliderCase(notebook="05_inference.ipynb", slider="brightness", value="0"),
+    SliderCase(notebook="05_inference.ipynb", slider="contrast", value="0.4"),
+    SliderCase(notebook="05_inference.ipynb", slider="noise std", value="0.3"),
     # 06: precomputed runs, log sliders (learning rate 0.03..30; init std 0.001..1)
     SliderCase(notebook="06_paper_experiment.ipynb", slider="learning rate", value="30"),
     SliderCase(notebook="06_paper_experiment.ipynb", slider="init std", value="0.001"),

@@ -1,0 +1,237 @@
+"""Claims of notebooks/01_whitening.ipynb, tested against bn_helpers.whitening and its checks."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import bn_helpers as bnh
+
+W = bnh.whitening
+KEY = jax.random.PRNGKey(0)
+
+
+def data(seed=0, n=2000, corr=0.8, scale_ratio=5.0, mean=(3.0, 3.0)):
+    return bnh.toydata.correlated_gaussian(jax.random.PRNGKey(seed), n, corr=corr,
+                                           scale_ratio=scale_ratio, mean=mean)
+
+
+# ------------------------------------------------------------------ whitening itself
+@pytest.mark.parametrize("fn", [W.pca_whiten, W.zca_whiten])
+def test_whitened_covariance_is_identity(fn):
+    x = data()
+    z = fn(x, eps=1e-8)
+    np.testing.assert_allclose(z.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(W.covariance(z), np.eye(2), atol=1e-3)
+    assert float(W.condition_number(W.covariance(z))) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_standardize_gives_mean_0_var_1_but_keeps_correlation():
+    x = data(corr=0.8)
+    s = W.standardize(x)
+    np.testing.assert_allclose(s.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(s.var(0), 1, atol=1e-4)
+    corr = np.corrcoef(np.asarray(x).T)[0, 1]
+    assert float(W.covariance(s)[0, 1]) == pytest.approx(corr, abs=1e-4)
+    # eigenvalues of a standardized 2-D covariance are 1 +- corr
+    vals = W.eigen(W.covariance(s))[0]
+    np.testing.assert_allclose(vals, [1 + abs(corr), 1 - abs(corr)], atol=1e-4)
+
+
+def test_zca_is_symmetric_pca_is_rotation_of_it():
+    cov = W.covariance(data())
+    zca = W.whitening_matrix(cov, 1e-6, "zca")
+    pca = W.whitening_matrix(cov, 1e-6, "pca")
+    np.testing.assert_allclose(zca, zca.T, atol=1e-5)
+    q = np.linalg.solve(np.asarray(zca), np.asarray(pca))  # pca = zca @ q
+    np.testing.assert_allclose(q.T @ q, np.eye(2), atol=1e-4)
+
+
+def test_zca_moves_data_least_among_whitenings():
+    x = data(n=1000)
+    z_zca = W.zca_whiten(x, 1e-8)
+    best = float(W.whitening_distance(x, z_zca))
+    assert best < float(W.whitening_distance(x, W.pca_whiten(x, 1e-8)))
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # any whitening is z_zca @ Q with Q orthogonal
+        q, _ = np.linalg.qr(rng.standard_normal((2, 2)))
+        assert best <= float(W.whitening_distance(x, z_zca @ q)) + 1e-4
+
+
+def test_four_views_matches_direct_functions_and_toydata():
+    key = jax.random.PRNGKey(3)
+    z = jax.random.normal(key, (300, 2))
+    out = W.four_views(z, 0.7, 3.0, 2.0)
+    x = W.gaussian_from_normal(z, 0.7, 3.0, 2.0)
+    ref = [x, W.standardize(x), W.pca_whiten(x), W.zca_whiten(x)]
+    for got, want in zip(out["views"], ref, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+    # same construction as toydata.correlated_gaussian
+    toy = bnh.toydata.correlated_gaussian(key, 300, corr=0.7, scale_ratio=3.0, mean=(2.0, 2.0))
+    np.testing.assert_allclose(x, toy, atol=1e-5)
+    np.testing.assert_allclose(out["kappa"][2:], 1.0, atol=1e-3)
+    np.testing.assert_allclose(out["second_moment"], x.T @ x / 300, rtol=1e-5)
+    assert float(out["kappa_second_moment"]) == pytest.approx(
+        float(W.condition_number(out["second_moment"])), rel=1e-4)
+
+
+def test_condition_numbers_follow_the_sliders():
+    z = jax.random.normal(KEY, (2000, 2))
+    # raw covariance: kappa grows with the scale ratio; standardized: (1+|c|)/(1-|c|)
+    kappas = [float(W.four_views(z, 0.0, r, 0.0)["kappa"][0]) for r in (1.0, 3.0, 10.0)]
+    assert kappas[0] < 1.2 and kappas[1] == pytest.approx(9, rel=0.1)
+    assert kappas[2] == pytest.approx(100, rel=0.1)
+    for c in (0.0, 0.5, 0.9):
+        k = float(W.four_views(z, c, 4.0, 0.0)["kappa"][1])
+        assert k == pytest.approx((1 + c) / (1 - c), rel=0.1, abs=0.1)
+    # the mean offset does not change the covariance but inflates E[x x^T] (LeCun 5.3)
+    a, b = W.four_views(z, 0.0, 1.0, 0.0), W.four_views(z, 0.0, 1.0, 4.0)
+    np.testing.assert_allclose(a["covs"][0], b["covs"][0], atol=1e-4)
+    assert float(W.condition_number(a["second_moment"])) < 1.2
+    assert float(W.condition_number(b["second_moment"])) > 30
+
+
+def test_fit_zca_and_zca_view_match_direct_whitening():
+    x = np.asarray(data(n=500, mean=(1.0, -2.0)))
+    x = np.concatenate([x, x @ np.array([[1.0, 0.5], [0.2, 1.0]])], axis=1)  # 4 features
+    x = x + 0.1 * np.random.default_rng(0).standard_normal(x.shape)
+    model = W.fit_zca(x)
+    images, filters = W.zca_view(model, x[:7], [0, 2], 1e-3)
+    ref = W.zca_whiten(x, 1e-3)
+    np.testing.assert_allclose(images, ref[:7], atol=1e-3)
+    wmat = W.whitening_matrix(W.covariance(x), 1e-3, "zca")
+    np.testing.assert_allclose(filters, np.asarray(wmat)[[0, 2]], rtol=1e-3, atol=1e-3)
+
+
+def test_mnist_zca_filters_are_centre_surround():
+    d = bnh.data.load_dataset("mnist5k")
+    model = W.fit_zca(d.x_train[:2000])
+    pixel = 14 * 28 + 14
+    _, filt = W.zca_view(model, d.x_test[:2], [pixel], 0.1)
+    f = np.asarray(filt[0]).reshape(28, 28)
+    assert np.argmax(np.abs(f)) == pixel and f[14, 14] > 0
+    neighbours = f[13:16, 13:16].sum() - f[14, 14]
+    assert neighbours < 0  # negative surround
+    # local: the 9x9 window (10 % of the pixels) holds more than half of the filter
+    assert np.abs(f[10:19, 10:19]).sum() > 0.5 * np.abs(f).sum()
+    # larger eps whitens less: the whitened test images are closer to the centred originals
+    x = d.x_test[:20]
+    dist = [float(np.mean((np.asarray(W.zca_view(model, x, [0], e)[0]) * np.sqrt(e)
+                           - (x - model.mean)) ** 2)) for e in (1e-3, 1.0)]
+    assert dist[1] < dist[0]
+
+
+def test_time_transforms_shapes():
+    out = W.time_transforms([4, 16], n=64, repeats=1)
+    assert out["dims"] == [4, 16]
+    assert len(out["standardize"]) == len(out["zca"]) == 2
+    assert all(t > 0 for t in out["standardize"] + out["zca"])
+
+
+def test_bias_grows_while_loss_stays_flat():
+    steps, lr, offset = 300, 0.1, 1.0
+    for seed in range(3):
+        key = jax.random.PRNGKey(seed)
+        naive = W.bias_experiment(key, steps, lr=lr, target_offset=offset)
+        exact = W.bias_experiment(key, steps, lr=lr, target_offset=offset, mean_aware=True)
+        # the loss curves are the same: b never reaches the output
+        np.testing.assert_allclose(naive["loss"], exact["loss"], rtol=1e-4)
+        late = np.asarray(naive["loss"][steps // 2:])
+        assert late.max() - late.min() < 1e-3 * late.mean()  # flat
+        # naive b grows linearly by lr * mean(t) per step; exact b stays 0
+        t_mean = np.asarray(naive["target_mean"])
+        assert np.all(np.abs(t_mean - offset) < 0.5)
+        np.testing.assert_allclose(naive["bias"][-1], (steps - 1) * lr * t_mean, rtol=1e-3)
+        assert float(naive["bias_norm"][-1]) == pytest.approx(
+            (steps - 1) * lr * np.linalg.norm(t_mean), rel=1e-3)
+        np.testing.assert_allclose(exact["bias"], 0, atol=1e-6)
+
+
+# ------------------------------------------------------------------ bad input
+@pytest.mark.parametrize("call, arg", [
+    (lambda: W.standardize(np.ones(5)), "`x`"),
+    (lambda: W.standardize(np.ones((4, 2)), eps=-1), "`eps`"),
+    (lambda: W.zca_whiten(np.array([[1.0, np.nan], [0.0, 1.0]])), "`x`"),
+    (lambda: W.whitening_matrix(np.eye(2), kind="svd"), "`kind`"),
+    (lambda: W.eigen(np.ones((2, 3))), "`m`"),
+    (lambda: W.four_views(np.ones((5, 3)), 0.5, 1.0, 0.0), "`z`"),
+    (lambda: W.four_views(np.ones((5, 2)), 1.0, 1.0, 0.0), "`corr`"),
+    (lambda: W.four_views(np.ones((5, 2)), 0.5, 0.0, 0.0), "`scale_ratio`"),
+    (lambda: W.zca_view(W.fit_zca(np.eye(3)), np.ones((2, 4)), [0], 0.1), "`x`"),
+    (lambda: W.zca_view(W.fit_zca(np.eye(3)), np.ones((2, 3)), [5], 0.1), "`pixels`"),
+    (lambda: W.zca_view("model", np.ones((2, 3)), [0], 0.1), "`model`"),
+    (lambda: W.time_transforms([8], n=4), "`n`"),
+    (lambda: W.bias_experiment(KEY, 0), "`num_steps`"),
+    (lambda: W.whitening_distance(np.ones((4, 2)), np.ones((4, 3))), "`z`"),
+])
+def test_bad_input_names_the_argument(call, arg):
+    with pytest.raises(ValueError, match=arg):
+        call()
+
+
+# ------------------------------------------------------------------ exercise checks
+def good_standardize(x, eps):
+    return (x - x.mean(0)) / np.sqrt(x.var(0) + eps)
+
+
+def good_zca(x, eps):
+    xc = x - x.mean(0)
+    vals, vecs = jnp.linalg.eigh(xc.T @ xc / len(x))
+    return xc @ vecs @ jnp.diag(1 / jnp.sqrt(vals + eps)) @ vecs.T
+
+
+def test_checks_pass_on_correct_solutions(capsys):
+    assert bnh.checks.check_standardize(good_standardize)
+    assert bnh.checks.check_zca(good_zca)
+    # an SVD-based ZCA is just as right
+    def svd_zca(x, eps):
+        xc = x - x.mean(0)
+        _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        return xc @ vt.T @ np.diag(1 / np.sqrt(s**2 / len(x) + eps)) @ vt
+    assert bnh.checks.check_zca(svd_zca)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 3 and all(line.endswith("PASS") for line in out)
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (lambda x, eps: (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + eps),
+     "axis=1"),
+    (lambda x, eps: (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + eps), "biased"),
+    (lambda x, eps: (x - x.mean(0)) / (x.std(0) + eps), "inside the square root"),
+    (lambda x, eps: x / np.sqrt(x.var(0) + eps), "mean"),
+    (lambda x, eps: x - x.mean(0), "divide"),
+])
+def test_standardize_check_fails_with_hint(fn, hint, capsys):
+    result = bnh.checks.check_standardize(fn)
+    line = capsys.readouterr().out
+    assert not result and "FAIL" in line and hint in line
+
+
+def pca(x, eps):
+    xc = x - x.mean(0)
+    vals, vecs = np.linalg.eigh(xc.T @ xc / len(x))
+    return xc @ vecs @ np.diag(1 / np.sqrt(vals + eps))
+
+
+@pytest.mark.parametrize("fn, hint", [
+    (pca, "rotate back"),
+    (lambda x, eps: good_zca(x, 0.0), "add eps"),
+    (lambda x, eps: good_zca(x + 0.0, eps) * 0 + good_zca(x, eps) @ np.diag([1, 1, 1, 2.0]),
+     "identity"),
+    (lambda x, eps: np.asarray(good_zca(x, eps)) + x.mean(0) @ np.asarray(
+        W.whitening_matrix(W.covariance(x), eps)), "mean"),
+    (lambda x, eps: good_zca(x, eps)[:, :2], "shape"),
+])
+def test_zca_check_fails_with_hint(fn, hint, capsys):
+    result = bnh.checks.check_zca(fn)
+    line = capsys.readouterr().out
+    assert not result and "FAIL" in line and hint in line
+
+
+def test_checks_turn_exceptions_into_fail(capsys):
+    def todo(x, eps):
+        raise NotImplementedError
+    assert not bnh.checks.check_zca(todo)
+    assert not bnh.checks.check_standardize(lambda x, eps: 1 / 0)
+    out = capsys.readouterr().out
+    assert "not implemented yet" in out and "ZeroDivisionError" in out
