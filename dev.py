@@ -59,7 +59,9 @@ def lab(args) -> None:
 
 def test(args) -> None:
     env = dict(os.environ, BN_FAST="1", PYTHONHASHSEED="0")
-    code = subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT, env=env)
+    # Two workers; each test file stays on one worker (one JupyterLab for the browser tests)
+    parallel = [] if "-n" in args else ["-n", "2", "--dist", "loadfile"]
+    code = subprocess.call([str(PY), "-m", "pytest", *parallel, *args], cwd=ROOT, env=env)
     sys.exit(code)
 
 

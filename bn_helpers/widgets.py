@@ -109,6 +109,7 @@ class LiveFigure:
             artist.set_animated(True)
         self._background = None
         self._static_key = None
+        self._layout_frozen = False
         # Shown at its own pixel size: stretching to the output's width would blur it
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
         self.readout = W.HTML()
@@ -160,9 +161,11 @@ class LiveFigure:
         if self._background is None or key != self._static_key or not self.animated:
             canvas.draw()  # animated artists are skipped by a full draw
             # Lay out once, then freeze: constrained layout costs more than the drawing
-            if self.fig.get_layout_engine() is not None:
-                self.fig.set_layout_engine("none")
-                canvas.draw()
+            if not self._layout_frozen:
+                self._layout_frozen = True
+                if self.fig.get_layout_engine() is not None:
+                    self.fig.set_layout_engine("none")
+                    canvas.draw()
             self._background = canvas.copy_from_bbox(self.fig.bbox) if self.animated else None
             self._static_key = key
         else:

@@ -18,7 +18,8 @@ def error_outputs(nb):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 found.append((i, f"{out['ename']}: {out['evalue']}"))
-            elif out.get("output_type") == "stream" and "Traceback (most recent call last)" in out.get("text", ""):
+            elif (out.get("output_type") == "stream"
+                  and "Traceback (most recent call last)" in out.get("text", "")):
                 found.append((i, out["text"][-500:]))
     return found
 

@@ -59,6 +59,11 @@ CASES = [
     SliderCase(notebook="01_whitening.ipynb", slider="scale ratio", value="1.5"),
     SliderCase(notebook="01_whitening.ipynb", slider="mean offset", value="-3"),
     SliderCase(notebook="01_whitening.ipynb", slider="whitening eps", value="0.001"),
+    # 02: the explorer (diverges above 2/lambda_max), data sliders
+    SliderCase(notebook="02_zigzag.ipynb", slider="learning rate", value="0.2"),
+    SliderCase(notebook="02_zigzag.ipynb", slider="input offset c", value="3.5"),
+    SliderCase(notebook="02_zigzag.ipynb", slider="scale ratio s", value="6"),
+    SliderCase(notebook="02_zigzag.ipynb", slider="momentum", value="0.8"),
     # 04: one sample's input (-5..15, starts at 0.5); every other output moves
     SliderCase(notebook="04_bn_math.ipynb", slider="input of sample 0", value="15"),
     # 05: running averages, test batch size, test-time shift
@@ -119,7 +124,8 @@ _IMG_DIGEST_JS = """async (img) => {
   if (!img.complete || !img.naturalWidth) await new Promise(r => { img.onload = r; img.onerror = r; });
   const buf = await (await fetch(img.src)).arrayBuffer();
   const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
-  return Array.from(d, b => b.toString(16).padStart(2, '0')).join('') + ':' + img.naturalWidth + 'x' + img.naturalHeight;
+  const hex = Array.from(d, b => b.toString(16).padStart(2, '0')).join('');
+  return hex + ':' + img.naturalWidth + 'x' + img.naturalHeight;
 }"""
 
 

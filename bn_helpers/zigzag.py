@@ -1,0 +1,569 @@
+"""The loss-surface zig-zag: two-weight losses, their Hessians, gradient descent with momentum.
+
+A linear unit with two weights sees 2-D data (`bn_helpers.toydata.two_classes`)
+as raw, standardized or whitened inputs; its quadratic (LMS) or logistic loss
+is a bowl whose shape is the input covariance. Everything a slider touches is
+jitted once with fixed shapes: the descent is one `lax.scan` of `MAX_STEPS`
+steps, and a slider for the number of steps only truncates the drawn path.
+
+Used in notebooks/02_zigzag.ipynb.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import plots, toydata, widgets
+from .mlp import MLP
+from .train import cross_entropy
+
+__all__ = ["LOSSES", "MODES", "MAX_STEPS", "make_inputs", "loss_value", "minimum", "hessian",
+           "readout", "descend", "steps_to_converge", "convergence_vs_kappa", "same_sign_fraction",
+           "sign_inputs", "per_example_gradients", "sgd_path", "order_indices", "order_experiment",
+           "loss_grid", "explorer"]
+
+LOSSES = ("quadratic", "logistic")
+MODES = ("raw", "standardized", "whitened")
+MAX_STEPS = 150          # length of every descent scan (the steps slider truncates the drawing)
+L2 = 1e-3                # weight decay of the logistic loss, so its minimum is finite
+BLOWUP = 1e4             # a path this far from the minimum has diverged: it stops there
+START = (-2.5, 1.0)      # start of every descent, relative to the minimum
+WINDOW = 3.0             # the contour plot shows w - w* in [-WINDOW, WINDOW]^2
+CORR, SEPARATION = 0.6, 2.0
+
+
+def _positive(name, value, *, allow_zero=False):
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
+def _choice(name, value, options):
+    if value not in options:
+        raise ValueError(f"`{name}` must be one of {options}, got {value!r}")
+    return options.index(value)
+
+
+# ---------------------------------------------------------------- data and losses
+_BASE = {}
+
+
+def _base(n: int, seed: int):
+    """Two overlapping classes, correlated features, std 1 within a class (cached)."""
+    if (n, seed) not in _BASE:
+        x, y = toydata.two_classes(jax.random.PRNGKey(seed), n, separation=SEPARATION, corr=CORR)
+        _BASE[(n, seed)] = (x, 2.0 * y.astype(jnp.float32) - 1.0)
+    return _BASE[(n, seed)]
+
+
+@jax.jit
+def _transform(x, scale_ratio, offset, mode):
+    raw = x * jnp.array([1.0, 1.0]).at[1].set(scale_ratio) + offset
+    centred = raw - raw.mean(0)
+    std = centred / centred.std(0)
+    cov = centred.T @ centred / x.shape[0]
+    evals, evecs = jnp.linalg.eigh(cov)
+    zca = centred @ (evecs @ jnp.diag(evals ** -0.5) @ evecs.T)
+    return jnp.stack([raw, std, zca])[mode]
+
+
+def make_inputs(scale_ratio=1.0, offset=0.0, mode="raw", *, n: int = 200, seed: int = 0):
+    """(x (n, 2), t (n,) in {-1, +1}): feature 1 scaled by scale_ratio, both shifted by offset,
+    then used raw, standardized per feature, or ZCA-whitened (mode).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    scale_ratio = _positive("scale_ratio", scale_ratio)
+    if not (isinstance(offset, numbers.Real) and math.isfinite(offset)):
+        raise ValueError(f"`offset` must be a finite number, got {offset!r}")
+    m = _choice("mode", mode, MODES)
+    x, t = _base(n, seed)
+    return _transform(x, jnp.float32(scale_ratio), jnp.float32(offset), m), t
+
+
+def _loss(kind: int, w, x, t):
+    z = x @ w
+    if kind == 0:
+        return 0.5 * jnp.mean((t - z) ** 2)
+    return jnp.mean(jax.nn.softplus(-t * z)) + 0.5 * L2 * jnp.sum(w ** 2)
+
+
+def loss_value(w, x, t, loss="quadratic"):
+    """Quadratic E = mean((t - x.w)^2)/2 or logistic mean(log(1 + exp(-t x.w))) + L2/2 |w|^2.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    return _loss(_choice("loss", loss, LOSSES), jnp.asarray(w, jnp.float32), x, t)
+
+
+@partial(jax.jit, static_argnums=0)
+def _minimum(kind, x, t):
+    grad, hess = jax.grad(partial(_loss, kind)), jax.hessian(partial(_loss, kind))
+    if kind == 0:
+        return jnp.linalg.solve(hess(jnp.zeros(2), x, t), jnp.mean(x * t[:, None], 0))
+
+    def newton(w, _):
+        return w - jnp.linalg.solve(hess(w, x, t), grad(w, x, t)), None
+
+    return jax.lax.scan(newton, jnp.zeros(2), None, length=40)[0]
+
+
+def minimum(x, t, loss="quadratic"):
+    """The weights w* minimizing the loss (exact for quadratic, 40 Newton steps for logistic).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    return _minimum(_choice("loss", loss, LOSSES), x, t)
+
+
+@partial(jax.jit, static_argnums=0)
+def _hessian_eigs(kind, w, x, t):
+    return jnp.linalg.eigvalsh(jax.hessian(partial(_loss, kind))(w, x, t))
+
+
+def hessian(x, t, loss="quadratic", w=None):
+    """The 2x2 Hessian of the loss at w (default: at the minimum), by `jax.hessian`.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    kind = _choice("loss", loss, LOSSES)
+    w = _minimum(kind, x, t) if w is None else jnp.asarray(w, jnp.float32)
+    return jax.hessian(partial(_loss, kind))(w, x, t)
+
+
+def readout(x, t, loss="quadratic") -> dict:
+    """Hessian facts at the minimum: lam_min, lam_max, kappa, lr_max = 2/lam_max and
+    lr_best = 1/lam_max.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    kind = _choice("loss", loss, LOSSES)
+    lo, hi = (float(v) for v in _hessian_eigs(kind, _minimum(kind, x, t), x, t))
+    return {"lam_min": lo, "lam_max": hi, "kappa": hi / lo, "lr_max": 2 / hi, "lr_best": 1 / hi}
+
+
+# ---------------------------------------------------------------- gradient descent
+@partial(jax.jit, static_argnums=(0, 6))
+def _descend(kind, x, t, w0, lr, momentum, num_steps, w_star):
+    grad = jax.grad(partial(_loss, kind))
+
+    def step(carry, _):
+        w, v = carry
+        v_new = momentum * v + grad(w, x, t)
+        w_new = w - lr * v_new
+        ok = (jnp.linalg.norm(w - w_star) < BLOWUP) & jnp.all(jnp.isfinite(w_new))
+        w_new, v_new = jnp.where(ok, w_new, w), jnp.where(ok, v_new, v)  # diverged: stop there
+        return (w_new, v_new), w_new
+
+    _, path = jax.lax.scan(step, (w0, jnp.zeros(2)), None, length=num_steps)
+    path = jnp.concatenate([w0[None], path])
+    return path, jax.vmap(lambda w: _loss(kind, w, x, t))(path)
+
+
+def descend(x, t, *, lr, momentum=0.0, loss="quadratic", w0=None, num_steps: int = MAX_STEPS):
+    """Gradient descent with heavy-ball momentum (v <- momentum v + g; w <- w - lr v).
+
+    Returns (path (num_steps + 1, 2), loss at each point). w0 defaults to the minimum plus START.
+    A path farther than BLOWUP from the minimum has diverged and stays where it was.
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    kind = _choice("loss", loss, LOSSES)
+    lr = _positive("lr", lr)
+    if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
+        raise ValueError(f"`momentum` must be in [0, 1), got {momentum!r}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 1:
+        raise ValueError(f"`num_steps` must be an integer >= 1, got {num_steps!r}")
+    w_star = _minimum(kind, x, t)
+    w0 = w_star + jnp.asarray(START) if w0 is None else jnp.asarray(w0, jnp.float32)
+    if w0.shape != (2,):
+        raise ValueError(f"`w0` must hold two weights, got shape {w0.shape}")
+    return _descend(kind, x, t, w0, jnp.float32(lr), jnp.float32(momentum), int(num_steps), w_star)
+
+
+@partial(jax.jit, static_argnums=(3,))
+@partial(jax.vmap, in_axes=(0, 0, 0, None, None))
+def _steps_quadratic(kappa, lr, momentum, max_steps, tol):
+    """Steps until |w - w*| <= tol |w0 - w*| on E = (w0^2 + w1^2 / kappa) / 2 from (1, 1)/sqrt2."""
+    lam = jnp.stack([jnp.ones_like(kappa), 1.0 / kappa])
+    w0 = jnp.ones(2) / jnp.sqrt(2.0)
+
+    def step(carry, _):
+        w, v = carry
+        v = momentum * v + lam * w
+        w = w - lr * v
+        return (w, v), jnp.linalg.norm(w)
+
+    _, norms = jax.lax.scan(step, (w0, jnp.zeros(2)), None, length=max_steps)
+    done = norms <= tol
+    return jnp.where(done.any(), jnp.argmax(done) + 1, -1)
+
+
+def steps_to_converge(kappa, *, lr=None, momentum=0.0, tol=1e-6, max_steps: int = 200_000):
+    """Measured GD steps (float64) on a 2-D quadratic with eigenvalues 1 and 1/kappa, until
+    |w - w*| <= tol |w0 - w*|; lr defaults to 1/lam_max = 1. Returns -1 if not within max_steps.
+    kappa, lr and momentum may be 1-D arrays of one length (one run each).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    kappa = np.asarray(kappa, dtype=float)
+    if not np.all(np.isfinite(kappa)) or np.any(kappa <= 0) or kappa.ndim > 1:
+        raise ValueError(f"`kappa` must be a number or 1-D array of numbers > 0, got {kappa!r}")
+    lr = np.asarray(1.0 if lr is None else lr, dtype=float)
+    if np.any(lr <= 0) or not np.all(np.isfinite(lr)):
+        raise ValueError(f"`lr` must be > 0, got {lr!r}")
+    momentum = np.asarray(momentum, dtype=float)
+    if np.any(momentum < 0) or np.any(momentum >= 1):
+        raise ValueError(f"`momentum` must be in [0, 1), got {momentum!r}")
+    shape = np.broadcast_shapes(kappa.shape, lr.shape, momentum.shape)
+    args = [np.broadcast_to(a, shape).reshape(-1) for a in (kappa, lr, momentum)]
+    with jax.enable_x64(True):
+        out = np.asarray(_steps_quadratic(*(jnp.asarray(a) for a in args), int(max_steps), tol))
+    return int(out[0]) if shape == () else out
+
+
+def convergence_vs_kappa(kappas, tol=1e-6) -> dict:
+    """Measured and theoretical steps to converge for each kappa: plain GD at lr = 1/lam_max
+    (theory ln(1/tol) / -ln(1 - 1/kappa), about kappa ln(1/tol)) and heavy ball with Polyak's
+    tuned lr and momentum (theory ln(1/tol) / -ln((sqrt(k) - 1) / (sqrt(k) + 1)), about sqrt(k)).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    k = np.asarray(kappas, dtype=float)
+    if k.ndim != 1 or k.size == 0 or np.any(k <= 1) or not np.all(np.isfinite(k)):
+        raise ValueError(f"`kappas` must be a 1-D list of numbers > 1, got {kappas!r}")
+    r = (np.sqrt(k) - 1) / (np.sqrt(k) + 1)
+    max_steps = int(2 * k.max() * math.log(1 / tol)) + 100
+    return {"kappa": k,
+            "gd": steps_to_converge(k, tol=tol, max_steps=max_steps),
+            "gd_theory": math.log(1 / tol) / -np.log(1 - 1 / k),
+            "momentum": steps_to_converge(k, lr=4 / (1 + 1 / np.sqrt(k)) ** 2, momentum=r ** 2,
+                                          tol=tol, max_steps=max_steps),
+            "momentum_theory": math.log(1 / tol) / -np.log(r)}
+
+
+# ---------------------------------------------------------------- LeCun's sign argument
+def same_sign_fraction(grads) -> float:
+    """Share of gradient vectors (rows) whose components all have one sign.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    g = np.asarray(grads)
+    if g.ndim != 2 or g.shape[1] < 2:
+        raise ValueError(f"`grads` must be (examples, weights >= 2), got shape {g.shape}")
+    return float(np.mean(np.all(g > 0, 1) | np.all(g < 0, 1)))
+
+
+def sign_inputs(d: int = 2, n: int = 2000, *, centred: bool = False, seed: int = 0):
+    """Inputs that come out of a logistic layer, sigmoid(2 z): all in (0, 1); centred=True
+    subtracts their mean. Targets t = x . w_true with w_true = (1.5, -1.5, 1.5, ...).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 2:
+        raise ValueError(f"`d` must be an integer >= 2, got {d!r}")
+    return _sign_inputs(int(d), int(n), bool(centred), jax.random.PRNGKey(seed))
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _sign_inputs(d, n, centred, key):
+    x = jax.nn.sigmoid(2.0 * jax.random.normal(key, (n, d)))
+    if centred:
+        x = x - x.mean(0)
+    w_true = 1.5 * (-1.0) ** jnp.arange(d)
+    return x, x @ w_true, w_true
+
+
+def per_example_gradients(x, t, w):
+    """Per-example gradients of the LMS loss (x.w - t)^2 / 2: delta_p x_p, one row per example.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    return _per_example(x, t, jnp.asarray(w, jnp.float32))
+
+
+@jax.jit
+def _per_example(x, t, w):
+    return (x @ w - t)[:, None] * x
+
+
+@partial(jax.jit, static_argnums=(3,))
+def _sgd(x, t, lr, num_steps):
+    def step(w, p):
+        w = w - lr * (x[p] @ w - t[p]) * x[p]
+        return w, w
+    idx = jnp.arange(num_steps) % x.shape[0]
+    _, path = jax.lax.scan(step, jnp.zeros(x.shape[1]), idx)
+    return jnp.concatenate([jnp.zeros((1, x.shape[1])), path])
+
+
+def sgd_path(x, t, *, lr, num_steps: int = 200):
+    """One-example-at-a-time LMS updates from w = 0: the path (num_steps + 1, d).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    return _sgd(x, t, jnp.float32(_positive("lr", lr)), int(num_steps))
+
+
+# ---------------------------------------------------------------- minibatch order
+def order_indices(y, batch_size: int, num_steps: int, *, order: str, seed: int = 0):
+    """Batch indices (num_steps, batch_size), int32: 'shuffled' (a fresh permutation every epoch)
+    or 'sorted' (every epoch walks through class 0, then class 1, ...; shuffled within a class).
+    The last incomplete batch of an epoch is dropped. NumPy randomness: nothing to compile.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    y = np.asarray(y)
+    if order not in ("sorted", "shuffled"):
+        raise ValueError(f"`order` must be 'shuffled' or 'sorted', got {order!r}")
+    if not 1 <= batch_size <= len(y):
+        raise ValueError(f"`batch_size` must be in [1, {len(y)}], got {batch_size}")
+    if num_steps < 1:
+        raise ValueError(f"`num_steps` must be >= 1, got {num_steps}")
+    rng = np.random.default_rng(seed)
+    per_epoch = len(y) // batch_size
+    epochs = -(-num_steps // per_epoch)
+    if order == "shuffled":
+        perms = [rng.permutation(len(y))[: per_epoch * batch_size] for _ in range(epochs)]
+    else:
+        perm = rng.permutation(len(y))
+        sorted_idx = perm[np.argsort(y[perm], kind="stable")][: per_epoch * batch_size]
+        perms = [sorted_idx] * epochs
+    return np.concatenate(perms).reshape(-1, batch_size)[:num_steps].astype(np.int32)
+
+
+def _order_run(net, eval_every, init_key, idx, lr, x, y, x_test, y_test):
+    params, state = net.init_params(init_key)
+
+    def full_loss(p):
+        return cross_entropy(net.apply(p, state, x, train=False)[0], y)
+
+    def step(p, b):
+        loss, g = jax.value_and_grad(lambda q: cross_entropy(
+            net.apply(q, state, x[b], train=True)[0], y[b]))(p)
+        return jax.tree.map(lambda a, da: a - lr * da, p, g), loss
+
+    def chunk(p, bs):
+        p, losses = jax.lax.scan(step, p, bs)
+        acc = jnp.mean(jnp.argmax(net.apply(p, state, x_test, train=False)[0], -1) == y_test)
+        return p, (losses, full_loss(p), acc)
+
+    _, (losses, full, acc) = jax.lax.scan(chunk, params, idx.reshape(-1, eval_every, idx.shape[1]))
+    return losses.reshape(-1), jnp.concatenate([full_loss(params)[None], full]), acc
+
+
+@functools.lru_cache(maxsize=4)
+def _order_jit(net, eval_every):
+    return jax.jit(jax.vmap(partial(_order_run, net, eval_every),
+                            in_axes=(0, 0, None, None, None, None, None)))
+
+
+def order_experiment(data, *, seeds=(0, 1, 2), num_steps: int = 600, batch_size: int = 50,
+                     lr: float = 0.1, hidden: int = 64, eval_every: int = 20) -> dict:
+    """Train a (784, hidden, 10) ReLU MLP with SGD on class-sorted and on shuffled minibatches.
+
+    data = (x_train, y_train, x_test, y_test). Returns {order: {"batch_loss" (seeds, steps),
+    "train_loss" (seeds, evals + 1) on the whole training set, "test_acc" (seeds, evals)}} and
+    "eval_steps". Seed s gives both orders the same initial weights; the seeds run vmapped.
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    if num_steps < eval_every or num_steps % eval_every:
+        raise ValueError(f"`num_steps`={num_steps} must be a multiple of `eval_every`={eval_every}")
+    if len(seeds) < 1:
+        raise ValueError("`seeds` must hold at least one seed")
+    x, y, xt, yt = (jnp.asarray(a) for a in data[:4])
+    net = MLP((x.shape[1], hidden, 10), activation="relu", init="he")
+    run = _order_jit(net, eval_every)
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
+    out = {"eval_steps": np.arange(0, num_steps + 1, eval_every)}
+    for order in ("sorted", "shuffled"):
+        idx = np.stack([order_indices(np.asarray(data[1]), batch_size, num_steps, order=order,
+                                      seed=1000 + s) for s in seeds])
+        res = run(keys, idx, jnp.float32(lr), x, y, xt, yt)
+        out[order] = {name: np.asarray(r) for name, r in
+                      zip(("batch_loss", "train_loss", "test_acc"), res, strict=True)}
+    return out
+
+
+# ---------------------------------------------------------------- the explorer figure
+GRID = 61
+ZMIN, ZMAX = -2.0, 3.0   # height range of the 3-D view, log10(E - E* + 0.01)
+
+
+@partial(jax.jit, static_argnums=(0, 4))
+def _grid(kind, x, t, w_star, size):
+    u = jnp.linspace(-WINDOW, WINDOW, size)
+    uu, vv = jnp.meshgrid(u, u)
+    pts = jnp.stack([uu.ravel(), vv.ravel()], 1) + w_star
+    z = jax.vmap(lambda w: _loss(kind, w, x, t))(pts).reshape(size, size)
+    return z - _loss(kind, w_star, x, t)
+
+
+def loss_grid(x, t, loss="quadratic", size: int = GRID):
+    """E(w* + u) - E(w*) on a size x size grid of u in [-WINDOW, WINDOW]^2 (rows: u1, cols: u0).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    kind = _choice("loss", loss, LOSSES)
+    return _grid(kind, x, t, _minimum(kind, x, t), int(size))
+
+
+def _surface_z(dz):
+    """Height of the 3-D view: log10(E - E* + 0.01), clipped to [ZMIN, ZMAX]."""
+    return np.clip(np.log10(np.maximum(np.asarray(dz, dtype=float), 0.0) + 0.01), ZMIN, ZMAX)
+
+
+def _contour_segments(u, dz, levels: int, colors):
+    """Contour lines of dz at log-spaced levels (top/1e4 .. top), with one colour per line."""
+    import contourpy
+
+    top = max(float(dz.max()), 1e-6)
+    gen = contourpy.contour_generator(u, u, dz)
+    segs, cols = [], []
+    for i, level in enumerate(np.geomspace(top * 1e-4, top, levels + 1)[:-1]):
+        lines = gen.lines(level)
+        segs += lines
+        cols += [colors[i]] * len(lines)
+    return segs, cols
+
+
+@partial(jax.jit, static_argnums=(0, 5))
+def _setting(kind, x0, scale_ratio, offset, mode, size, t):
+    """Everything a data slider needs, in one dispatch: inputs, minimum, eigenvalues, grid."""
+    x = _transform(x0, scale_ratio, offset, mode)
+    w_star = _minimum(kind, x, t)
+    eigs = _hessian_eigs(kind, w_star, x, t)
+    return w_star, eigs, _grid(kind, x, t, w_star, size), _loss(kind, w_star, x, t), x
+
+
+def explorer(*, size=(9.6, 4.3), levels: int = 10, surface_grid: int = 25):
+    """The zig-zag explorer: contour plot of E(w) - E(w*) with the descent path, and the same
+    surface in 3-D. Sliders: loss, inputs, scale ratio, offset, learning rate, momentum, steps.
+    Returns a `widgets.LiveFigure`. Contours, wireframe and paths are persistent artists that
+    are updated in place and blitted: no slider triggers a full redraw.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3-D projection)
+
+    with plots.style():
+        fig = Figure(figsize=size, layout="none")  # fixed layout: one draw per full redraw
+        ax = fig.add_axes((0.07, 0.12, 0.40, 0.76))
+        ax3 = fig.add_axes((0.52, 0.03, 0.46, 0.90), projection="3d")
+        plots._apply_axes_style(ax)
+        ax.set(xlim=(-WINDOW, WINDOW), ylim=(-WINDOW, WINDOW), aspect="equal")
+        plots.label(ax, "Contours of E(w) - E(w*) (log-spaced)", "w0 - w0*  (weight units)",
+                    "w1 - w1*  (weight units)")
+        ax.plot([0], [0], "*", color=plots.PALETTE["black"], ms=11, zorder=5, label="minimum w*")
+        ax.plot([START[0]], [START[1]], "o", color=plots.PALETTE["orange"], ms=7, zorder=5,
+                label="start")
+        (path_line,) = ax.plot([], [], "-o", color=plots.PALETTE["vermillion"], lw=1.3, ms=2.5,
+                               zorder=6, label="descent path")
+        ax.legend(loc="lower right", fontsize=8, framealpha=0.8, frameon=True)
+        contour = LineCollection([], linewidths=0.9, zorder=2)
+        ax.add_collection(contour)
+        ax3.set(xlim=(-WINDOW, WINDOW), ylim=(-WINDOW, WINDOW), zlim=(ZMIN, ZMAX))
+        ax3.set_title("The same surface in 3-D", fontsize=10)
+        ax3.set_xlabel("w0 - w0*", fontsize=8, labelpad=-6)
+        ax3.set_ylabel("w1 - w1*", fontsize=8, labelpad=-6)
+        ax3.set_zlabel("log10(E - E* + 0.01)", fontsize=8, labelpad=-4)
+        ax3.tick_params(labelsize=7, pad=-3)
+        ax3.view_init(elev=35, azim=-60)
+        wire = ax3.plot_wireframe(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)),
+                                  color="0.5", linewidth=0.5)
+        (path3,) = ax3.plot([], [], [], "-o", color=plots.PALETTE["vermillion"], lw=1.6, ms=2)
+    u = np.linspace(-WINDOW, WINDOW, GRID)
+    pick = np.round(np.linspace(0, GRID - 1, surface_grid)).astype(int)
+    us = u[pick]
+    state = {"key": None, "path": None}
+    from matplotlib import colormaps
+
+    colors = [colormaps["viridis"](i / max(levels - 1, 1)) for i in range(levels)]
+    uu, vv = np.meshgrid(us, us)  # rows: w1 fixed; columns: w0 fixed
+    x0, t = _base(200, 0)
+
+    def set_data(loss, inputs, scale_ratio, offset):
+        kind = LOSSES.index(loss)
+        w_star, eigs, dz, e_star, x = _setting(kind, x0, jnp.float32(scale_ratio),
+                                               jnp.float32(offset), MODES.index(inputs), GRID, t)
+        dz = np.asarray(dz, dtype=float)
+        segs, cols = _contour_segments(u, dz, levels, colors)
+        contour.set_segments(segs)
+        contour.set_color(cols)
+        zz = _surface_z(dz[np.ix_(pick, pick)])
+        wire.set_segments(np.concatenate([np.stack([uu, vv, zz], -1),
+                                          np.stack([uu.T, vv.T, zz.T], -1)]))
+        if ax3.M is None:  # before the first draw
+            ax3.M = ax3.get_proj()
+        wire.do_3d_projection()
+        lo, hi = (float(v) for v in eigs)
+        info = {"lam_min": lo, "lam_max": hi, "kappa": hi / lo, "lr_max": 2 / hi, "lr_best": 1 / hi}
+        state["data"] = (kind, x, t, w_star, info, float(e_star))
+
+    def update(loss, inputs, scale_ratio, offset, lr, momentum, steps):
+        key = (loss, inputs, float(scale_ratio), float(offset))
+        if state["key"] != key:
+            set_data(*key)
+            state["key"], state["path"] = key, None
+        kind, x, t, w_star, info, e_star = state["data"]
+        pkey = (float(lr), float(momentum))
+        if state["path"] is None or state["path"][0] != pkey:
+            path, losses = _descend(kind, x, t, w_star + jnp.asarray(START), jnp.float32(lr),
+                                    jnp.float32(momentum), MAX_STEPS, w_star)
+            state["path"] = (pkey, np.asarray(path - w_star), np.asarray(losses))
+        _, rel, losses = state["path"]
+        shown = rel[: steps + 1]
+        path_line.set_data(shown[:, 0], shown[:, 1])
+        inside = np.all(np.abs(shown) <= WINDOW, 1)
+        z = _surface_z(losses[: steps + 1] - e_star)
+        path3.set_data_3d(*(np.where(inside, v, np.nan) for v in (shown[:, 0], shown[:, 1], z)))
+        what = (inputs if inputs != "raw"
+                else f"raw (scale ratio {scale_ratio:.3g}, offset {offset:.3g})")
+        return f"{loss} loss, {what} inputs\n" + _text(info, lr, momentum, steps, rel)
+
+    controls = {
+        "loss": widgets.toggle("loss", LOSSES),
+        "inputs": widgets.toggle("inputs", MODES),
+        "scale_ratio": widgets.slider("scale ratio s", 1.0, 10.0, 3.0, step=0.5),
+        "offset": widgets.slider("input offset c", 0.0, 4.0, 2.0, step=0.25),
+        "lr": widgets.slider("learning rate", 1e-3, 30.0, 0.12, log=True),
+        "momentum": widgets.slider("momentum", 0.0, 0.95, 0.0, step=0.05),
+        "steps": widgets.int_slider("steps shown", 1, MAX_STEPS, 60),
+    }
+    return widgets.LiveFigure(fig, update, controls, animated=[contour, wire, path_line, path3])
+
+
+def _text(info, lr, momentum, steps, rel) -> str:
+    dist = np.linalg.norm(rel, axis=1)
+    limit = 2 * (1 + momentum) / info["lam_max"]
+    lines = [f"Hessian at the minimum: lam_min = {info['lam_min']:.4g}, "
+             f"lam_max = {info['lam_max']:.4g},"
+             f" condition number kappa = {info['kappa']:.4g}",
+             f"stability limit 2/lam_max = {info['lr_max']:.4g}   best rate 1/lam_max = "
+             f"{info['lr_best']:.4g}   limit with momentum 2(1+beta)/lam_max = {limit:.4g}",
+             f"learning rate = {lr:.4g} = {lr / info['lr_max']:.3g} x (2/lam_max)"]
+    left = np.nonzero(np.any(np.abs(rel) > WINDOW, 1))[0]
+    if dist[-1] >= BLOWUP or (not np.isfinite(dist[-1])):
+        k = int(np.argmax(dist >= BLOWUP))
+        lines.append(f"DIVERGED: |w - w*| passed {BLOWUP:g} at step {k}"
+                     + (f" (left the plot at step {left[0]})" if left.size else ""))
+    elif left.size and left[0] <= steps:
+        lines.append(f"the path leaves the plot at step {left[0]}; after {steps} steps "
+                     f"|w - w*| = {dist[steps]:.3g}")
+    else:
+        done = np.nonzero(dist <= 1e-2 * dist[0])[0]
+        when = (f"within 1 % of the start distance at step {done[0]}" if done.size
+                else f"not within 1 % of the start distance in {MAX_STEPS} steps")
+        lines.append(f"after {steps} steps |w - w*| = {dist[steps]:.3g} (start {dist[0]:.3g}); "
+                     + when)
+    return "\n".join(lines)
