@@ -64,6 +64,9 @@ CASES = [
     SliderCase(notebook="02_zigzag.ipynb", slider="input offset c", value="3.5"),
     SliderCase(notebook="02_zigzag.ipynb", slider="scale ratio s", value="6"),
     SliderCase(notebook="02_zigzag.ipynb", slider="momentum", value="0.8"),
+    # 03: the deep-network explorer (log std 0.001..10 from 0.01; depth 1..50 from 20)
+    SliderCase(notebook="03_init.ipynb", slider="gaussian std", value="1"),
+    SliderCase(notebook="03_init.ipynb", slider="depth", value="45"),
     # 04: one sample's input (-5..15, starts at 0.5); every other output moves
     SliderCase(notebook="04_bn_math.ipynb", slider="input of sample 0", value="15"),
     # 05: running averages, test batch size, test-time shift

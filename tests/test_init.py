@@ -1,0 +1,326 @@
+"""Claims of notebooks/03_init.ipynb, tested against bn_helpers.diagnostics in small configurations.
+
+Acceptance numbers from papers.md cards E1/E2 (Glorot, He) and C2 (Bjorck et al.); seed medians
+over 3 seeds where a single seed could be lucky.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import bn_helpers as bnh
+
+D = bnh.diagnostics
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return bnh.data.load_dataset("mnist5k")
+
+
+@pytest.fixture(scope="module")
+def batch(digits):
+    return jnp.asarray(digits.x_test[:128]), jnp.asarray(digits.y_test[:128])
+
+
+@pytest.fixture(scope="module")
+def batch512(digits):
+    return jnp.asarray(digits.x_test[:512]), jnp.asarray(digits.y_test[:512])
+
+
+# --- the explorer network agrees with bnh.MLP -----------------------------------------
+
+
+@pytest.mark.parametrize("bn", [False, True])
+def test_explorer_network_matches_mlp(batch, bn):
+    x, y = batch
+    depth, key = 4, jax.random.PRNGKey(0)
+    stats = D.layer_stats(x, y, activation="tanh", init="xavier", bn=bn, depth=depth, key=key)
+    w0, ws, head = D._raw(key, 784, D.MAX_DEPTH, D.WIDTH)
+    net = bnh.MLP((784,) + (D.WIDTH,) * depth + (10,), activation="tanh", init="xavier",
+                  bn="before" if bn else None)
+    params, state = net.init_params(jax.random.PRNGKey(1))
+    weights = [w0 * np.sqrt(2 / (784 + D.WIDTH))] + [ws[i] * np.sqrt(1 / D.WIDTH)
+                                                     for i in range(depth - 1)]
+    for p, w in zip(params[:-1], weights, strict=True):
+        p["W"] = w
+    _, _, hidden = net.apply(params, state, x, train=True, return_hidden=True)
+    for layer, h in enumerate(hidden):
+        assert np.isclose(float(jnp.std(h["pre"])), stats["z_std"][layer], rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(hidden[-1]["pre"]), stats["z"], rtol=1e-4, atol=1e-5)
+
+
+# --- Glorot and He: variance propagation (cards E1, E2) --------------------------------
+
+
+def test_he_keeps_variance_glorot_halves_it(batch512):
+    x, y = batch512
+    xs = D.standardize(x)
+    he, glorot = [], []
+    for s in SEEDS:
+        for init, out in (("he", he), ("xavier", glorot)):
+            v = D.variance_propagation(xs, y, init=init, depth=30, width=256,
+                                       key=jax.random.PRNGKey(s))["measured"]
+            out.append(v[-1] / v[0])
+    assert all(0.2 <= r <= 5 for r in he), he
+    assert 0.5 <= np.median(he) <= 3
+    assert all(r <= 1e-6 for r in glorot), glorot
+
+
+@pytest.mark.parametrize("init,std", [("gaussian", 0.1), ("xavier", 0.01), ("he", 0.01)])
+def test_prediction_follows_measurement(batch512, init, std):
+    x, y = batch512
+    v = D.variance_propagation(x, y, init=init, std=std, depth=30, width=256)
+    log_gap = np.abs(np.log10(v["measured"] / v["predicted"]))
+    assert log_gap.max() < 0.5       # within a factor 3 over the 30 layers
+    assert log_gap[0] < 0.05         # layer 1 is predicted from the pixels themselves
+    # the notebook's numbers: growth 1.28 per layer, halving, flat
+    expected = {"gaussian": 1.28 ** 29, "xavier": 0.5 ** 29, "he": 1.0}[init]
+    assert np.isclose(v["predicted"][-1] / v["predicted"][0], expected, rtol=1e-3)
+
+
+def test_predicted_variance_formula():
+    x = np.ones((4, 100))
+    v = D.predicted_variance(x, init="he", depth=3, width=50)
+    # layer 1: (2/100) * 100 = 2; then factor (1/2) * 50 * (2/50) = 1
+    np.testing.assert_allclose(v, [2.0, 2.0, 2.0])
+    v = D.predicted_variance(x, init="gaussian", std=0.1, depth=2, width=50, activation="linear")
+    np.testing.assert_allclose(v, [1.0, 0.5])
+
+
+def test_tanh_standard_vs_normalized_ratios(batch512):
+    """Card E1 in spirit: a small init makes a tanh net lose the signal; Xavier keeps it."""
+    x, y = batch512
+    small = D.layer_stats(x, y, activation="tanh", init="gaussian", std=0.02, depth=5,
+                          max_depth=30, width=256)
+    xavier = D.layer_stats(x, y, activation="tanh", init="xavier", depth=5, max_depth=30,
+                           width=256)
+    r_small = small["h_std"][-1] / small["h_std"][0]
+    r_xavier = xavier["h_std"][-1] / xavier["h_std"][0]
+    g_small = small["grad_z_std"][0] / small["grad_z_std"][-1]
+    g_xavier = xavier["grad_z_std"][0] / xavier["grad_z_std"][-1]
+    assert r_small <= 0.2 and g_small <= 0.2
+    assert r_xavier >= 0.45 and r_xavier >= 4 * r_small
+    assert g_xavier >= 0.45 and g_xavier >= 4 * g_small
+
+
+# --- the explorer's stories -----------------------------------------------------------
+
+
+def test_small_and_large_gaussian_tanh(batch):
+    x, y = batch
+    small = D.layer_stats(x, y, activation="tanh", init="gaussian", std=0.01, depth=30)
+    assert small["z_std"][19] < 1e-15 and small["grad_z_std"][0] < 1e-20
+    large = D.layer_stats(x, y, activation="tanh", init="gaussian", std=1.0, depth=30)
+    assert large["saturated"][-1] > 0.5 and large["z_std"][-1] > 5
+    assert large["grad_z_std"][0] > 1e3 * large["grad_z_std"][-1]   # explodes despite saturation
+    xavier = D.layer_stats(x, y, activation="tanh", init="xavier", depth=50)
+    assert 0.05 < xavier["z_std"][-1] < 1 and xavier["saturated"].max() < 0.01
+
+
+def test_relu_he_flat_xavier_halves_gaussian_overflows(batch):
+    x, y = batch
+    he = D.layer_stats(x, y, activation="relu", init="he", depth=50)
+    xav = D.layer_stats(x, y, activation="relu", init="xavier", depth=50)
+    assert 0.1 < he["z_std"][-1] / he["z_std"][0] < 10
+    assert xav["z_std"][-1] / xav["z_std"][0] < 1e-5
+    big = D.layer_stats(x, y, activation="relu", init="gaussian", std=1.0, depth=50)
+    assert not np.isfinite(big["loss"])
+    # about half the ReLU values are 0, so the grey zone holds about half the histogram
+    assert 0.4 < he["saturated"][-1] < 0.6
+    # many dead ReLUs deep in the plain network, none with BN
+    assert he["dead"][19:].mean() > 0.1
+    he_bn = D.layer_stats(x, y, activation="relu", init="he", bn=True, depth=50)
+    assert he_bn["dead"].max() == 0
+
+
+@pytest.mark.parametrize("activation", D.ACTIVATIONS)
+@pytest.mark.parametrize("init,std", [("gaussian", 0.01),
+                                      ("gaussian", 1.0), ("gaussian", 10.0), ("xavier", 1.0),
+                                      ("he", 1.0)])
+def test_bn_keeps_every_layer_at_std_one(batch, activation, init, std):
+    x, y = batch
+    s = D.layer_stats(x, y, activation=activation, init=init, std=std, bn=True, depth=50)
+    assert np.all(np.abs(s["z_std"] - 1) < 0.05), s["z_std"]
+    assert np.isfinite(s["loss"])
+
+
+def test_bn_eps_limits_tiny_scales(batch):
+    """At std 0.001 a sigmoid layer's batch variance falls below eps = 1e-5: BN stops working."""
+    x, y = batch
+    s = D.layer_stats(x, y, activation="sigmoid", init="gaussian", std=0.001, bn=True, depth=50)
+    assert s["z_std"][-1] < 0.01
+
+
+def test_vanishing_gradients_by_activation(batch):
+    x, y = batch
+    ratio = {}
+    for act in D.ACTIVATIONS:
+        for bn in (False, True):
+            s = D.layer_stats(x, y, activation=act, init="xavier", bn=bn, depth=30)
+            ratio[act, bn] = s["grad_z_std"][0] / s["grad_z_std"][-1]
+    assert ratio["sigmoid", False] < 1e-10
+    assert ratio["tanh", False] > 0.05
+    assert ratio["sigmoid", False] < ratio["relu", False] < ratio["tanh", False]
+    # with BN nothing vanishes; the gradient grows toward the input, most for ReLU
+    assert all(ratio[a, True] > 1 for a in D.ACTIVATIONS)
+    assert ratio["relu", True] > ratio["tanh", True] > ratio["sigmoid", True]
+
+
+def test_std_survives_underflow():
+    v = jnp.full((2, 3, 4), 1e-30) * jnp.arange(24.0).reshape(2, 3, 4)
+    got = np.asarray(D._std(v, (1, 2)))
+    want = np.std(np.asarray(v, np.float64), axis=(1, 2))
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+
+
+# --- update-to-data ratio -------------------------------------------------------------
+
+
+def test_update_ratios(digits):
+    data = (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
+    sizes = (784,) + (100,) * 10 + (10,)
+    nets = {"small": bnh.MLP(sizes, activation="tanh", init="gaussian"),
+            "xavier": bnh.MLP(sizes, activation="tanh", init="xavier"),
+            "small_bn": bnh.MLP(sizes, activation="tanh", init="gaussian", bn="before")}
+    med = {}
+    for name, net in nets.items():
+        runs = [D.update_ratios(net, data, key=jax.random.PRNGKey(s), lr=0.1, num_steps=60)
+                for s in SEEDS]
+        med[name] = np.median([np.median(r[-20:], axis=0) for r, _ in runs], axis=0)
+        if name == "small":
+            losses = np.median([loss for _, loss in runs], axis=0)
+            assert abs(losses[-10:].mean() - np.log(10)) < 0.05     # nothing learned
+    assert med["small"][:-1].max() < -5          # hidden layers frozen: >= 100x below 1e-3
+    assert med["small"][:5].max() < -8           # the first ones > 10^5 x below
+    assert np.all((med["xavier"] > -4) & (med["xavier"] < -1))
+    assert np.all(med["small_bn"][:-1] > med["xavier"][:-1])
+
+
+# --- CS231n's init-scale sweep --------------------------------------------------------
+
+
+def test_bn_flattens_the_init_scale_sweep(digits):
+    data = (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
+    scales = np.logspace(-3, 1, 20)
+    res = {bn: D.init_scale_sweep(data, scales, bn=bn, seeds=SEEDS, num_steps=150)
+           for bn in (False, True)}
+    good = {bn: r["test_median"] >= 0.5 for bn, r in res.items()}
+    assert good[True].sum() >= 10
+    assert good[False].sum() <= 4
+    he = np.sqrt(2 / 50)
+    assert np.all((scales[good[False]] > he / 4) & (scales[good[False]] < he * 4))
+    assert res[True]["test_median"].max() >= res[False]["test_median"].max()
+    assert res[True]["test_acc"].shape == (20, 3)
+
+
+# --- Bjorck et al. (card C2) ----------------------------------------------------------
+
+
+def test_bjorck_gradient_histograms(digits):
+    x = jnp.asarray(D.standardize(digits.x_test[:128]))
+    y = jnp.asarray(digits.y_test[:128])
+    runs = {bn: [D.bjorck_gradients(x, y, bn=bn, key=jax.random.PRNGKey(s)) for s in SEEDS]
+            for bn in (False, True)}
+    std = {bn: np.median([r["grad"].std() for r in rs]) for bn, rs in runs.items()}
+    growth = {bn: np.median([r["act_std"][-1] / r["act_std"][0] for r in rs])
+              for bn, rs in runs.items()}
+    kurt = {bn: np.median([D.excess_kurtosis(r["grad"]) for r in rs]) for bn, rs in runs.items()}
+    assert std[False] / std[True] >= 100
+    assert growth[False] >= 100 and growth[True] <= 10
+    assert kurt[False] > kurt[True]
+
+
+def test_excess_kurtosis():
+    rng = np.random.default_rng(0)
+    assert abs(D.excess_kurtosis(rng.standard_normal(200_000))) < 0.05
+    assert D.excess_kurtosis(rng.standard_t(5, 200_000)) > 2
+
+
+# --- exercise checks ------------------------------------------------------------------
+
+
+def _normal(scale):
+    return lambda k, i, o: jax.random.normal(k, (i, o)) * scale(i, o)
+
+
+def test_init_checks_pass_and_fail(capsys):
+    C = bnh.checks
+    assert C.check_xavier_init(_normal(lambda i, o: np.sqrt(2 / (i + o))))
+    assert C.check_xavier_init(lambda k, i, o: jax.random.uniform(k, (i, o), minval=-1, maxval=1)
+                               * np.sqrt(6 / (i + o)))
+    assert not C.check_xavier_init(_normal(lambda i, o: np.sqrt(2 / i)))
+    assert "He's init" in capsys.readouterr().out
+    assert C.check_he_init(_normal(lambda i, o: np.sqrt(2 / i)))
+    assert not C.check_he_init(_normal(lambda i, o: np.sqrt(1 / i)))
+    assert "LeCun" in capsys.readouterr().out
+    # the same weights for every key
+    assert not C.check_he_init(lambda k, i, o: jnp.ones((i, o)) * np.sqrt(2 / i))
+    assert not C.check_he_init(lambda k, i, o: jax.random.normal(k, (o, i)) * np.sqrt(2 / i))
+
+    def todo(k, i, o):
+        raise NotImplementedError
+
+    assert not C.check_xavier_init(todo)
+    assert "not implemented" in capsys.readouterr().out
+
+
+def test_std_prediction_check(batch512, capsys):
+    x, y = batch512
+    q = float(jnp.mean(jnp.sum(x ** 2, axis=1)))
+    right = np.sqrt(0.01 * q * 1.28 ** 9)
+    assert bnh.checks.check_std_prediction(right, x, y)
+    assert not bnh.checks.check_std_prediction(np.sqrt(0.01 * q * 0.64 ** 9), x, y)  # factor 1/4
+    assert "too small" in capsys.readouterr().out
+    # forgot the ReLU's 1/2
+    assert not bnh.checks.check_std_prediction(np.sqrt(0.01 * q * 2.56 ** 9), x, y)
+    assert "too large" in capsys.readouterr().out
+    assert not bnh.checks.check_std_prediction("three", x, y)
+
+
+def test_histogram_reading_check(batch, capsys):
+    x, y = batch
+    quiz = D.quiz_inputs(x, y)
+    # the histograms look as the hints say: a broad bump, a spike at 0, piles at the edges
+    assert 0.05 < np.std(quiz["A"]) < 1
+    assert np.std(quiz["B"]) < 1e-10
+    assert np.mean(np.abs(quiz["C"]) > 3) > 0.5
+    assert bnh.checks.check_histogram_reading({"A": "xavier", "B": "small", "C": "Large "})
+    assert not bnh.checks.check_histogram_reading({"A": "small", "B": "xavier", "C": "large"})
+    assert "B:" in capsys.readouterr().out
+    assert not bnh.checks.check_histogram_reading({"A": "xavier"})
+
+
+# --- bad inputs name the argument -----------------------------------------------------
+
+
+def test_bad_inputs_name_the_argument(batch, digits):
+    x, y = batch
+    cases = [
+        (lambda: D.layer_stats(x, y, activation="softplus"), "activation"),
+        (lambda: D.layer_stats(x, y, init="lecun"), "init"),
+        (lambda: D.layer_stats(x, y, depth=0), "depth"),
+        (lambda: D.layer_stats(x, y, depth=D.MAX_DEPTH + 1), "depth"),
+        (lambda: D.layer_stats(x, y, std=-1.0), "std"),
+        (lambda: D.layer_stats(x[0], y), "x"),
+        (lambda: D.layer_stats(x, y[:5]), "y"),
+        (lambda: D.predicted_variance(np.ones((2, 3)), init="he", depth=0, width=4), "depth"),
+        (lambda: D.predicted_variance(np.ones((2, 3)), init="he", depth=2, width=4,
+                                      activation="sigmoid"), "activation"),
+        (lambda: D.init_scale_sweep((digits.x_train, digits.y_train, digits.x_test,
+                                     digits.y_test), [0.1, -1.0], bn=False), "scales"),
+        (lambda: D.init_scale_sweep((digits.x_train, digits.y_train, digits.x_test,
+                                     digits.y_test), [0.1], bn=False, seeds=()), "seeds"),
+        (lambda: D.bjorck_gradients(x, y, bn=False, key=jax.random.PRNGKey(0), blocks=1),
+         "blocks"),
+        (lambda: D.standardize(np.ones(3)), "x"),
+        (lambda: D.update_ratios(bnh.MLP((784, 10)), (x, y), key=jax.random.PRNGKey(0), lr=0.0),
+         "lr"),
+    ]
+    for fn, arg in cases:
+        with pytest.raises(ValueError, match=f"`{arg}`"):
+            fn()
+    with pytest.raises(TypeError, match="`net`"):
+        D.update_ratios("mlp", (x, y), key=jax.random.PRNGKey(0), lr=0.1)
