@@ -64,6 +64,13 @@ def test_ends_with_exercises_and_summary(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_run_all_is_not_stopped_by_an_intended_error(path):
+    nb = nbformat.read(path, as_version=4)
+    tagged = [i for i, c in enumerate(nb.cells) if "raises-exception" in c.metadata.get("tags", [])]
+    assert not tagged, f"{path.name} cells {tagged}: catch and print the error instead"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_no_star_imports_or_helper_files(path):
     nb = nbformat.read(path, as_version=4)
     for c in nb.cells:

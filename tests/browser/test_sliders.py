@@ -111,8 +111,9 @@ _ERRORS_JS = """() => {
   for (const el of root.querySelectorAll(
       '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
     if (el.textContent.includes('Traceback')) add(el, 'stderr traceback');
+  // Printed text may mention an error on purpose (a caught ValueError); a traceback may not
   for (const el of root.querySelectorAll('.jp-RenderedText'))
-    if (el.textContent.includes('Traceback') || el.textContent.includes('Error')) add(el, 'text');
+    if (el.textContent.includes('Traceback (most recent call last)')) add(el, 'text');
   for (const el of root.querySelectorAll('.jp-OutputArea-output'))
     if (el.textContent.includes('Error displaying widget')) add(el, 'widget');
   // LiveFigure writes "Error: ..." into its readout when the update function raises
