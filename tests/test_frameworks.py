@@ -75,19 +75,9 @@ def test_keras_seed_snippet_dense_then_bn():
     np.testing.assert_allclose(np.asarray(bn.moving_variance), state["var"], rtol=1e-5)
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        pytest.skip("PyTorch is not installed: the PyTorch comparisons were NOT run "
-                    "(.ci/run installs torch==2.13.0 CPU; locally: pip install torch)")
-    return torch
-
-
 @pytest.mark.parametrize("shape, kind", [((16, 4), "1d"), ((4, 3, 5, 5), "2d")])
 @pytest.mark.parametrize("torch_momentum", [0.1, 0.3])
-def test_torch_batchnorm(shape, kind, torch_momentum):
-    torch = _torch()
+def test_torch_batchnorm(shape, kind, torch_momentum, torch):
     xs = batches(shape, seed=2)
     params, state, ys, y_eval = run_ours(xs, momentum=1 - torch_momentum, eps=1e-5,
                                          feature_axis=1, unbiased_var=True)
@@ -107,8 +97,7 @@ def test_torch_batchnorm(shape, kind, torch_momentum):
                                rtol=1e-4, atol=1e-4)
 
 
-def test_torch_batch_of_one_raises_like_ours():
-    torch = _torch()
+def test_torch_batch_of_one_raises_like_ours(torch):
     layer = torch.nn.BatchNorm1d(3).train()
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         layer(torch.ones(1, 3))

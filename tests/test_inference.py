@@ -22,15 +22,6 @@ SEEDS = (0, 1, 2)
 STEPS = 300
 
 
-def _torch():
-    try:
-        import torch
-    except ImportError:
-        pytest.skip("PyTorch is not installed: the PyTorch comparisons were NOT run "
-                    "(.ci/run installs torch==2.13.0 CPU; locally: pip install torch)")
-    return torch
-
-
 @pytest.fixture(scope="module")
 def data():
     d = bnh.data.load_dataset("mnist5k")
@@ -110,9 +101,8 @@ def test_population_statistics_is_algorithm_2(data, unbiased):
     np.testing.assert_allclose(pop[0]["var"], factor * z.var(1).mean(0), rtol=1e-4)
 
 
-def test_torch_cumulative_average_is_algorithm_2(data):
+def test_torch_cumulative_average_is_algorithm_2(data, torch):
     """PyTorch momentum=None over K equal batches == population_statistics (card G)."""
-    torch = _torch()
     x = np.array(data[0][:400])
     params, _ = NET.init_params(jax.random.PRNGKey(5))
     lin = torch.nn.Linear(784, 100, bias=False)
@@ -265,8 +255,7 @@ def test_fold_network_equals_eval_mode(runs, data):
     assert bool(jnp.all(folded.argmax(1) == logits.argmax(1)))
 
 
-def test_fold_matches_torch_eval_layer():
-    torch = _torch()
+def test_fold_matches_torch_eval_layer(torch):
     rng = np.random.default_rng(2)
     x = rng.standard_normal((16, 5)).astype(np.float32)
     lin, bn = torch.nn.Linear(5, 3), torch.nn.BatchNorm1d(3)
@@ -300,8 +289,7 @@ def test_fixed_vector_table_matches_card_g():
     np.testing.assert_allclose(v, [1.4, 2.9])
 
 
-def test_framework_update_torch_formula_against_torch():
-    torch = _torch()
+def test_framework_update_torch_formula_against_torch(torch):
     x = np.array([[1, 2], [3, 6], [5, 10], [7, 14]], dtype=np.float32)
     layer = torch.nn.BatchNorm1d(2).train()
     layer(torch.from_numpy(x))

@@ -70,6 +70,21 @@ def run_student(name: str, fn, *args):
     return None
 
 
+def compare_output(name: str, got, ref, hint, *, tol: float = 1e-7) -> Verdict:
+    """Verdict for a student's array against a reference: shape first, then relative error.
+
+    `got` is what `run_student` returned (None: it already printed the failure);
+    `hint` is a string or a function of the float64 output that returns one.
+    """
+    if got is None:
+        return failed(name)
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if got.shape != ref.shape:
+        return verdict(name, np.inf, hint=f"output shape {got.shape}, expected {ref.shape}")
+    return verdict(name, rel_error(got, ref), tol=tol, hint=hint(got) if callable(hint) else hint)
+
+
 def failed(name: str) -> Verdict:
     """The verdict after `run_student` already printed the failure."""
     return Verdict(name, "FAIL", float("inf"))
