@@ -5,8 +5,9 @@ the top level; everything else lives in small submodules named for what they
 hold (`bnh.data`, `bnh.train`, `bnh.plots`, `bnh.widgets`, `bnh.checks`, ...).
 """
 
-from . import batchnorm, checks, data, env, mlp, plots, toydata, train, widgets
+from . import batchnorm, checks, compat, data, env, mlp, plots, toydata, train, widgets
 from .batchnorm import apply_batch_norm, batch_norm, batch_norm_backward, init_batch_norm
+from .compat import enable_x64
 from .mlp import MLP
 from .train import fit, fit_many
 
@@ -28,11 +29,13 @@ __all__ = [
     "batch_norm_backward",
     "init_batch_norm",
     "apply_batch_norm",
+    "enable_x64",
     "MLP",
     "fit",
     "fit_many",
     "batchnorm",
     "checks",
+    "compat",
     "data",
     "env",
     "mlp",

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .compat import is_tracer
+
 __all__ = [
     "batch_norm",
     "batch_norm_backward",
@@ -27,7 +29,7 @@ __all__ = [
 
 def _is_concrete(x) -> bool:
     """True when `x` holds values (not a tracer inside `jit`, `grad` or `vmap`)."""
-    return not isinstance(x, jax.core.Tracer)
+    return not is_tracer(x)
 
 
 def _check_array(name: str, x, *, min_ndim: int = 0):
