@@ -7,6 +7,7 @@ import pytest
 
 import bn_helpers as bnh
 from bn_helpers.checks import rel_error
+from bn_helpers.compat import enable_x64
 
 LAYOUTS = {
     "ND": ((16, 5), -1),
@@ -35,7 +36,7 @@ def case(shape, feature_axis, seed=0):
 
 @pytest.fixture
 def x64():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         yield
 
 

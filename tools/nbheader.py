@@ -7,16 +7,22 @@ that every notebook's header is what this script would write.
 
     python tools/nbheader.py            # refresh all notebooks
     python tools/nbheader.py --check    # exit 1 if any header is stale
+    python tools/nbheader.py --repo my-course/bn-notebooks [--branch main]
+                                        # a course's fork: point every badge and setup cell
+                                        # at it (rewrites REPO/BRANCH below, then refreshes)
 """
 
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 
+# The one place that says where the collection lives; a fork changes it with --repo
 REPO = "bn-notebooks/bn-notebooks"  # GitHub owner/name of this repository
 BRANCH = "main"
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,10 +75,27 @@ def refresh(path: Path) -> bool:
     return changed
 
 
+def set_repo(source: str, repo: str, branch: str) -> str:
+    """This script's source with its REPO and BRANCH constants replaced."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+        raise SystemExit(f"--repo must look like OWNER/NAME, got {repo!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_./-]+", branch):
+        raise SystemExit(f"--branch must be a branch name, got {branch!r}")
+    source = re.sub(r'^REPO = "[^"]*"', f'REPO = "{repo}"', source, count=1, flags=re.M)
+    return re.sub(r'^BRANCH = "[^"]*"', f'BRANCH = "{branch}"', source, count=1, flags=re.M)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="report stale headers, change nothing")
+    parser.add_argument("--repo", help="OWNER/NAME of a fork: every badge and setup cell points at it")
+    parser.add_argument("--branch", default=None, help="the fork's branch (default: keep BRANCH)")
     args = parser.parse_args(argv)
+    if args.repo:
+        here = Path(__file__)
+        here.write_text(set_repo(here.read_text(), args.repo, args.branch or BRANCH))
+        # Run the rewritten script, so the new constants are the ones used
+        return subprocess.call([sys.executable, str(here)])
     stale = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         if args.check:

@@ -1,8 +1,12 @@
-"""Fixtures for the real-browser slider tests: Chromium via Playwright, a private JupyterLab.
+"""Fixtures for the real-browser slider tests: Chromium via Playwright, one private server per
+front end.
 
-Session-wide: one JupyterLab server (free 127.0.0.1 port, token, private Jupyter dirs,
-serving a temp copy of `notebooks/` plus a generated demo notebook) and one headless
-Chromium (Debian's, through `executable_path`; `playwright install` is never needed).
+`FRONT_ENDS` is the table of front ends: JupyterLab 4 and Notebook 7 from the test venv, and the
+classic Notebook 6.5 with ipywidgets 7 from `.venv-colab` (Colab's pinned versions, the closest
+open front end to Colab's widget support; made by `python3 tools/compat_envs.py setup colab`).
+Each server (free 127.0.0.1 port, token, private Jupyter dirs, a kernel of its own venv) serves a
+temp copy of `notebooks/` plus a generated demo notebook; one headless Chromium (Debian's,
+through `executable_path`; `playwright install` is never needed) drives them all.
 
 Without Chromium or the `playwright` package the tests skip with the reason shown;
 when `$CI` is set they fail instead, so CI cannot go green by skipping.
@@ -23,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -154,21 +159,76 @@ def write_demo_notebook(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-class JupyterLab:
-    """A running JupyterLab: `url(path)` opens a notebook; `shutdown_sessions()` frees kernels."""
+@dataclass(frozen=True)
+class FrontEnd:
+    """One front end the tests drive: how to start its server and open a notebook in it.
+
+    key: short id used in test ids and screenshots; dom: "lab" (JupyterLab 4, Notebook 7) or
+    "classic" (Notebook 6.5); venv: None for the interpreter running the tests, else a venv
+    folder beside the repository whose Python runs both the server and the kernel.
+    """
+
+    key: str
+    title: str
+    dom: str
+    venv: str | None = None
+
+    def python(self) -> Path:
+        if self.venv is None:
+            return Path(sys.executable)
+        return REPO / self.venv / "bin" / "python"
+
+    def command(self, port: int, token: str, root: Path) -> list[str]:
+        py = str(self.python())
+        if self.key == "lab":
+            cmd = [py, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                   f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+                   f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+                   "--LabApp.extension_manager=readonly", "--LabApp.news_url=None",
+                   "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        elif self.key == "notebook7":
+            cmd = [py, "-m", "notebook", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                   f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+                   f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+        else:  # classic Notebook 6.5
+            cmd = [py, "-m", "notebook", "--no-browser", "--NotebookApp.ip=127.0.0.1",
+                   f"--NotebookApp.port={port}", "--NotebookApp.port_retries=0",
+                   f"--NotebookApp.token={token}", f"--NotebookApp.notebook_dir={root}"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            cmd.append("--allow-root")
+        return cmd
+
+    def notebook_url(self, base: str, token: str, nb_path: str) -> str:
+        if self.key == "lab":
+            # A new, empty workspace: no tabs restored from earlier
+            return f"{base}/lab/workspaces/t{uuid.uuid4().hex[:12]}/tree/{nb_path}?token={token}"
+        return f"{base}/notebooks/{nb_path}?token={token}"
+
+
+FRONT_ENDS = [
+    FrontEnd("lab", "JupyterLab 4", "lab"),
+    FrontEnd("notebook7", "Notebook 7", "lab"),
+    FrontEnd("classic", "classic Notebook 6.5 + ipywidgets 7 (Colab's versions)", "classic",
+             venv=".venv-colab"),
+]
+
+
+class JupyterServer:
+    """A running server of one front end: `url(path)` opens a notebook; `shutdown_sessions()`
+    frees kernels."""
 
     demo_notebook = DEMO_NOTEBOOK
     kernel_display_name = KERNEL_DISPLAY_NAME
-    artifacts = ARTIFACTS
 
-    def __init__(self, proc: subprocess.Popen, port: int, token: str, root: Path, log: Path):
-        self.proc, self.port, self.token, self.root, self.log = proc, port, token, root, log
+    def __init__(self, front: FrontEnd, proc: subprocess.Popen, port: int, token: str, root: Path,
+                 log: Path):
+        self.front, self.proc, self.port, self.token = front, proc, port, token
+        self.root, self.log = root, log
         self.base = f"http://127.0.0.1:{port}"
+        self.artifacts = ARTIFACTS / front.key
 
     def url(self, nb_path: str) -> str:
-        """URL opening `nb_path` in a new, empty workspace (no tabs restored from earlier)."""
-        workspace = f"t{uuid.uuid4().hex[:12]}"
-        return f"{self.base}/lab/workspaces/{workspace}/tree/{nb_path}?token={self.token}"
+        return self.front.notebook_url(self.base, self.token, nb_path)
 
     def api(self, method: str, path: str, timeout: float = 10):
         req = urllib.request.Request(f"{self.base}{path}", method=method,
@@ -200,8 +260,8 @@ class JupyterLab:
             pass
 
 
-def _start_lab(root: Path, jdirs: Path, log_path: Path) -> JupyterLab:
-    """Start JupyterLab serving `root`; retry with another port if the chosen one was taken."""
+def _start_server(front: FrontEnd, root: Path, jdirs: Path, log_path: Path) -> JupyterServer:
+    """Start the front end's server on `root`; retry with another port if the chosen one was taken."""
     env = dict(os.environ)
     # ipykernel only selects the inline backend when MPLBACKEND is unset; tests/conftest.py
     # sets Agg for the unit tests, which would stop plain figures from showing in the page
@@ -214,42 +274,36 @@ def _start_lab(root: Path, jdirs: Path, log_path: Path) -> JupyterLab:
         JUPYTER_RUNTIME_DIR=str(jdirs / "runtime"),
         JUPYTER_PLATFORM_DIRS="1",
         PYTHONUNBUFFERED="1",
-        # Put the interpreter running the tests first, for any bare `python` lookups
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+        # The front end's interpreter first, for any bare `python` lookups
+        PATH=os.pathsep.join([str(front.python().parent), env.get("PATH", "")]),
     )
-    env.pop("JUPYTER_PATH", None)
-    env.pop("JUPYTERLAB_SETTINGS_DIR", None)
-    env.pop("JUPYTERLAB_WORKSPACES_DIR", None)
+    for var in ("JUPYTER_PATH", "JUPYTERLAB_SETTINGS_DIR", "JUPYTERLAB_WORKSPACES_DIR",
+                "VIRTUAL_ENV", "PYTHONPATH"):
+        env.pop(var, None)
     last_error = ""
     for _attempt in range(3):
         port, token = _free_port(), uuid.uuid4().hex
-        cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-               "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
-               "--LabApp.news_url=None",
-               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            cmd.append("--allow-root")
         with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            proc = subprocess.Popen(front.command(port, token, root), cwd=root, env=env,
+                                    stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        lab = JupyterLab(proc, port, token, root, log_path)
+        server = JupyterServer(front, proc, port, token, root, log_path)
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                lab.api("GET", "/api/status", timeout=2)
-                return lab
+                server.api("GET", "/api/status", timeout=2)
+                return server
             except (urllib.error.URLError, OSError):
                 time.sleep(0.25)
-        lab.stop()
+        server.stop()
         last_error = log_path.read_text(errors="replace")[-3000:]
-    raise RuntimeError(f"JupyterLab did not start; end of its log:\n{last_error}")
+    raise RuntimeError(f"{front.title} did not start; end of its log:\n{last_error}")
 
 
 @pytest.fixture(scope="session")
 def lab_root(tmp_path_factory) -> Path:
-    """Temp folder served by JupyterLab: a copy of notebooks/ plus the demo notebook."""
+    """Temp folder served by the servers: a copy of notebooks/ plus the demo notebook."""
     root = tmp_path_factory.mktemp("lab_root")
     if NOTEBOOKS.is_dir():
         shutil.copytree(NOTEBOOKS, root / "notebooks",
@@ -258,13 +312,11 @@ def lab_root(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def jupyter_dirs(tmp_path_factory) -> Path:
-    """Private Jupyter config/data/runtime dirs with a python3 kernel of this interpreter."""
-    jdirs = tmp_path_factory.mktemp("jupyter")
-    # The kernel is the interpreter running the tests (the project's venv)
+def _jupyter_dirs(base: Path, front: FrontEnd) -> Path:
+    """Private Jupyter config/data/runtime dirs with a python3 kernel of the front end's venv."""
+    jdirs = base / front.key
     _write_json(jdirs / "data" / "kernels" / "python3" / "kernel.json", {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [str(front.python()), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": KERNEL_DISPLAY_NAME, "language": "python",
         "metadata": {"debugger": True}})
     # No "Jupyter news" pop-up, no extension manager (it would query PyPI)
@@ -274,26 +326,32 @@ def jupyter_dirs(tmp_path_factory) -> Path:
     # Render every cell (no windowing), so all outputs are in the DOM for the error check
     _write_json(jdirs / "config" / "lab" / "user-settings" / "@jupyterlab" /
                 "notebook-extension" / "tracker.jupyterlab-settings", {"windowingMode": "none"})
-    (jdirs / "runtime").mkdir()
+    (jdirs / "runtime").mkdir(parents=True, exist_ok=True)
     return jdirs
 
 
-@pytest.fixture(scope="session")
-def jupyter_lab(lab_root, jupyter_dirs, lab_browser) -> JupyterLab:
-    """One JupyterLab for the session, killed (whole process group) at the end.
+@pytest.fixture(scope="session", params=FRONT_ENDS, ids=[f.key for f in FRONT_ENDS])
+def jupyter_lab(request, lab_root, tmp_path_factory, lab_browser) -> JupyterServer:
+    """One server per front end for the session, killed (whole process group) at the end.
 
     Asks for `lab_browser` first, so a missing Chromium/playwright skips before a server starts.
+    A front end whose venv is missing skips (fails under CI).
     """
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    lab = _start_lab(lab_root, jupyter_dirs, jupyter_dirs / "jupyterlab.log")
-    print(f"\n[browser] JupyterLab on {lab.base}, root {lab_root}, log {lab.log}")
+    front: FrontEnd = request.param
+    if not front.python().exists():
+        _missing(f"{front.title}: {front.python()} not found "
+                 "(make it with `python3 tools/compat_envs.py setup colab`)")
+    jdirs = _jupyter_dirs(tmp_path_factory.mktemp("jupyter"), front)
+    server = _start_server(front, lab_root, jdirs, jdirs / "server.log")
+    server.artifacts.mkdir(parents=True, exist_ok=True)
+    print(f"\n[browser] {front.title} on {server.base}, root {lab_root}, log {server.log}")
     try:
-        yield lab
+        yield server
     finally:
-        lab.shutdown_sessions()
-        lab.stop()
+        server.shutdown_sessions()
+        server.stop()
         # Keep the server log next to the screenshots, for failures
         try:
-            shutil.copy(lab.log, ARTIFACTS / "jupyterlab.log")
+            shutil.copy(server.log, server.artifacts / "server.log")
         except OSError:
             pass

@@ -1,12 +1,14 @@
-"""Real-browser test of the notebooks' sliders, in JupyterLab driven by headless Chromium.
+"""Real-browser test of the notebooks' controls, in three front ends driven by headless Chromium.
 
-For each entry of `CASES`: open the notebook (a copy, served by a private JupyterLab),
-run all cells, check no cell shows an error, type a new value into the slider's number
-box, then check that the figure's PNG changed and that still no output shows an error.
-Screenshots before/after go to test-artifacts/browser/.
+For each front end of `FRONT_ENDS` (conftest.py: JupyterLab 4, Notebook 7, classic Notebook 6.5
+with Colab's ipywidgets 7) and each entry of `CASES`: open the notebook (a copy, served by a
+private server), run all cells, check no cell shows an error, move the control (type a value into
+a slider's number box, or click a toggle button), then check that the figure's PNG changed and
+that still no output shows an error. Screenshots go to test-artifacts/browser/<front end>/.
 
-Add a slider: append `SliderCase(notebook=..., slider=<description>, value=<new value>)`.
-Cases of one notebook reuse one opened, executed page (in table order).
+Add a control: append a `Case(notebook=..., control=<description>, value=<new value>)`.
+Cases of one notebook reuse one opened, executed page (in table order). Every notebook with a
+LiveFigure must have at least one case (tested below).
 """
 
 from __future__ import annotations
@@ -17,112 +19,152 @@ import math
 import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.browser
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @dataclass(frozen=True)
-class SliderCase:
-    """One slider to move.
+class Case:
+    """One control to move.
 
-    notebook: path under notebooks/ (e.g. "00_start_here.ipynb"); None = the generated
+    notebook: file under notebooks/ (e.g. "00_start_here.ipynb"); None = the generated
         demo notebook (the harness's self-test, needs no project notebook).
-    slider: the slider's description text (its label in the page).
-    value: the new value typed into its number box; must differ from the start value
-        and lie in range.
-    nth: which match to use when several sliders share the description.
+    control: the control's description text (its label in the page).
+    value: a slider's new value, typed into its number box (in range, not the start value),
+        or the label of the toggle button to click.
+    kind: "slider" or "toggle".
+    nth: which match to use when several controls share the description.
     """
 
     notebook: str | None
-    slider: str
+    control: str
     value: str
+    kind: str = "slider"
     nth: int = 0
 
-    def path(self, lab) -> str:
+    def path(self, server) -> str:
         """Path inside the served root (a temp copy of the repository's notebooks/)."""
-        return lab.demo_notebook if self.notebook is None else f"notebooks/{self.notebook}"
+        return server.demo_notebook if self.notebook is None else f"notebooks/{self.notebook}"
 
     @property
     def id(self) -> str:
-        return f"{self.notebook or 'demo'}::{self.slider}={self.value}"
+        return f"{self.notebook or 'demo'}::{self.control}={self.value}"
+
+
+def toggle(notebook, control, value, nth=0):
+    return Case(notebook, control, value, kind="toggle", nth=nth)
 
 
 CASES = [
     # Self-test of the harness on a generated notebook (no project notebook needed)
-    SliderCase(notebook=None, slider="scale", value="2.5"),
+    Case(None, "scale", "2.5"),
     # 00: log slider 0.001..10, starts at 1.0; 0.01 squeezes the no-BN histogram to 0
-    SliderCase(notebook="00_start_here.ipynb", slider="weight std", value="0.01"),
+    Case("00_start_here.ipynb", "weight std", "0.01"),
     # 01: the 2-D data sliders and the ZCA eps on MNIST
-    SliderCase(notebook="01_whitening.ipynb", slider="correlation", value="-0.5"),
-    SliderCase(notebook="01_whitening.ipynb", slider="scale ratio", value="1.5"),
-    SliderCase(notebook="01_whitening.ipynb", slider="mean offset", value="-3"),
-    SliderCase(notebook="01_whitening.ipynb", slider="whitening eps", value="0.001"),
-    # 02: the explorer (diverges above 2/lambda_max), data sliders
-    SliderCase(notebook="02_zigzag.ipynb", slider="learning rate", value="0.2"),
-    SliderCase(notebook="02_zigzag.ipynb", slider="input offset c", value="3.5"),
-    SliderCase(notebook="02_zigzag.ipynb", slider="scale ratio s", value="6"),
-    SliderCase(notebook="02_zigzag.ipynb", slider="momentum", value="0.8"),
+    Case("01_whitening.ipynb", "correlation", "-0.5"),
+    Case("01_whitening.ipynb", "scale ratio", "1.5"),
+    Case("01_whitening.ipynb", "mean offset", "-3"),
+    Case("01_whitening.ipynb", "whitening eps", "0.001"),
+    # 02: every control of the explorer (diverges above 2/lambda_max)
+    Case("02_zigzag.ipynb", "learning rate", "0.2"),
+    Case("02_zigzag.ipynb", "input offset c", "3.5"),
+    Case("02_zigzag.ipynb", "scale ratio s", "6"),
+    Case("02_zigzag.ipynb", "momentum", "0.8"),
+    Case("02_zigzag.ipynb", "steps shown", "20"),
+    toggle("02_zigzag.ipynb", "inputs", "standardized"),
+    toggle("02_zigzag.ipynb", "loss", "logistic"),
     # 03: the deep-network explorer (log std 0.001..10 from 0.01; depth 1..50 from 20)
-    SliderCase(notebook="03_init.ipynb", slider="gaussian std", value="1"),
-    SliderCase(notebook="03_init.ipynb", slider="depth", value="45"),
+    Case("03_init.ipynb", "gaussian std", "1"),
+    Case("03_init.ipynb", "depth", "45"),
+    toggle("03_init.ipynb", "activation", "relu"),
+    toggle("03_init.ipynb", "init", "he"),
+    toggle("03_init.ipynb", "BN", "on"),
     # 04: one sample's input (-5..15, starts at 0.5); every other output moves
-    SliderCase(notebook="04_bn_math.ipynb", slider="input of sample 0", value="15"),
+    Case("04_bn_math.ipynb", "input of sample 0", "15"),
     # 05: running averages, test batch size, test-time shift
-    SliderCase(notebook="05_inference.ipynb", slider="momentum (weight on old)", value="0.99"),
-    SliderCase(notebook="05_inference.ipynb", slider="test batch size", value="128"),
-    SliderCase(notebook="05_inference.ipynb", slider="brightness", value="0"),
-    SliderCase(notebook="05_inference.ipynb", slider="contrast", value="0.4"),
-    SliderCase(notebook="05_inference.ipynb", slider="noise std", value="0.3"),
+    Case("05_inference.ipynb", "momentum (weight on old)", "0.99"),
+    Case("05_inference.ipynb", "test batch size", "128"),
+    Case("05_inference.ipynb", "brightness", "0"),
+    Case("05_inference.ipynb", "contrast", "0.4"),
+    Case("05_inference.ipynb", "noise std", "0.3"),
     # 06: precomputed runs, log sliders (learning rate 0.03..30; init std 0.001..1)
-    SliderCase(notebook="06_paper_experiment.ipynb", slider="learning rate", value="30"),
-    SliderCase(notebook="06_paper_experiment.ipynb", slider="init std", value="0.001"),
+    Case("06_paper_experiment.ipynb", "learning rate", "30"),
+    Case("06_paper_experiment.ipynb", "init std", "0.001"),
 ]
 
-# The notebook on show (Playwright's :visible skips hidden tabs)
-PANEL = ".jp-NotebookPanel:visible"
-
 # Timeouts (ms): first jax import + compile in a cell takes ~10 s on 2 cores
-OPEN_TIMEOUT = 90_000
-RUN_ALL_TIMEOUT = 300_000
+OPEN_TIMEOUT = 120_000
+RUN_ALL_TIMEOUT = 420_000
 UPDATE_TIMEOUT = 60_000
 SETTLE_QUIET_MS = 500
 SETTLE_TIMEOUT = 60_000
+STALLED_S = 20
 
-# JS: the notebook panel on show (others, e.g. restored tabs, are hidden: zero-sized)
-_ROOT_JS = """const root = Array.from(document.querySelectorAll('.jp-NotebookPanel')).find(p => {
-    const r = p.getBoundingClientRect(); return r.width > 0 && r.height > 0; }) || document;"""
 
-_SETTLE_JS = """() => {
-  ROOT
-  // A cheap fingerprint of every output area: changes while outputs are being refilled
-  let h = 0;
-  const s = Array.from(root.querySelectorAll('.jp-OutputArea'))
-    .map(e => e.innerHTML).join('\\u0001');
+@dataclass(frozen=True)
+class Dom:
+    """CSS selectors of one front end's page (JupyterLab 4 and Notebook 7 share theirs)."""
+
+    root_js: str          # JS that sets `root`: the notebook on show
+    output_area: str      # one cell's output area
+    output: str           # one output inside it (the ancestor of a widget)
+    prompt: str           # a code cell's execution prompt
+    prompt_done: str      # regex of a finished prompt
+    stderr: str           # stderr outputs
+    text: str             # rendered text outputs
+
+
+LAB = Dom(
+    root_js="""const root = Array.from(document.querySelectorAll('.jp-NotebookPanel')).find(p => {
+    const r = p.getBoundingClientRect(); return r.width > 0 && r.height > 0; }) || document;""",
+    output_area=".jp-OutputArea", output="jp-OutputArea-output",
+    prompt=".jp-CodeCell .jp-InputArea-prompt", prompt_done=r"\[\d+\]:",
+    stderr='.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]',
+    text=".jp-RenderedText")
+CLASSIC = Dom(
+    root_js="const root = document.querySelector('#notebook-container') || document;",
+    output_area=".output_wrapper", output="output_area",
+    prompt=".code_cell .input_prompt", prompt_done=r"In\s*\[\d+\]:",
+    stderr=".output_stderr, .output_error", text=".output_text")
+DOMS = {"lab": LAB, "classic": CLASSIC}
+
+
+def _js(dom: Dom, body: str) -> str:
+    return "() => {\n" + dom.root_js + "\n" + body + "\n}"
+
+
+def settle_js(dom):
+    # A cheap fingerprint of every output area: changes while outputs are being refilled
+    return _js(dom, f"""let h = 0;
+  const s = Array.from(root.querySelectorAll('{dom.output_area}')).map(e => e.innerHTML).join('\\u0001');
   for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0;
-  return s.length + ':' + h;
-}"""
+  return s.length + ':' + h;""")
 
-_ERRORS_JS = """() => {
-  ROOT
-  const found = new Map();
-  const add = (el, why) => { if (!found.has(el)) found.set(el, why + ': ' + el.textContent.slice(0, 1500)); };
-  for (const el of root.querySelectorAll(
-      '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]'))
-    if (el.textContent.includes('Traceback')) add(el, 'stderr traceback');
+
+def errors_js(dom):
+    return _js(dom, f"""const found = new Map();
+  const add = (el, why) => {{ if (!found.has(el)) found.set(el, why + ': ' + el.textContent.slice(0, 1500)); }};
+  for (const el of root.querySelectorAll('{dom.stderr}'))
+    if (el.textContent.includes('Traceback') || el.classList.contains('output_error')) add(el, 'error');
   // Printed text may mention an error on purpose (a caught ValueError); a traceback may not
-  for (const el of root.querySelectorAll('.jp-RenderedText'))
+  for (const el of root.querySelectorAll('{dom.text}'))
     if (el.textContent.includes('Traceback (most recent call last)')) add(el, 'text');
-  for (const el of root.querySelectorAll('.jp-OutputArea-output'))
+  for (const el of root.querySelectorAll('.{dom.output}'))
     if (el.textContent.includes('Error displaying widget')) add(el, 'widget');
   // LiveFigure writes "Error: ..." into its readout when the update function raises
-  for (const el of root.querySelectorAll('.jp-OutputArea-output .widget-html'))
+  for (const el of root.querySelectorAll('.{dom.output} .widget-html'))
     if (el.textContent.includes('Error:') || el.textContent.includes('Traceback')) add(el, 'readout');
-  return Array.from(found.values());
-}"""
+  return Array.from(found.values());""")
 
-_SETTLE_JS, _ERRORS_JS = (js.replace("ROOT", _ROOT_JS) for js in (_SETTLE_JS, _ERRORS_JS))
+
+def prompts_js(dom):
+    return _js(dom, f"return Array.from(root.querySelectorAll('{dom.prompt}'), p => p.textContent.trim());")
+
 
 _IMG_DIGEST_JS = """async (img) => {
   if (!img.complete || !img.naturalWidth) await new Promise(r => { img.onload = r; img.onerror = r; });
@@ -144,13 +186,14 @@ def _expect():
     return expect
 
 
-def wait_settled(page, quiet_ms: int = SETTLE_QUIET_MS, timeout_ms: int = SETTLE_TIMEOUT):
+def wait_settled(page, dom, quiet_ms: int = SETTLE_QUIET_MS, timeout_ms: int = SETTLE_TIMEOUT):
     """Wait until no output area has changed for `quiet_ms`."""
+    js = settle_js(dom)
     deadline = time.monotonic() + timeout_ms / 1000
-    last, since = page.evaluate(_SETTLE_JS), time.monotonic()
+    last, since = page.evaluate(js), time.monotonic()
     while time.monotonic() < deadline:
         page.wait_for_timeout(100)
-        now = page.evaluate(_SETTLE_JS)
+        now = page.evaluate(js)
         if now != last:
             last, since = now, time.monotonic()
         elif (time.monotonic() - since) * 1000 >= quiet_ms:
@@ -158,57 +201,60 @@ def wait_settled(page, quiet_ms: int = SETTLE_QUIET_MS, timeout_ms: int = SETTLE
     raise AssertionError(f"outputs kept changing for {timeout_ms / 1000:.0f} s")
 
 
-def assert_no_errors(page, when: str):
-    errors = page.evaluate(_ERRORS_JS)
+def assert_no_errors(page, dom, when: str):
+    errors = page.evaluate(errors_js(dom))
     assert not errors, f"error output(s) {when}:\n" + "\n---\n".join(errors)
 
 
-def open_and_run(page, lab, nb_path: str):
-    """Open `nb_path` in JupyterLab, wait for its kernel, Run All Cells, wait for the end."""
+def kernel_states(server) -> list[str]:
+    try:
+        return [k.get("execution_state", "") for k in server.api("GET", "/api/kernels")]
+    except OSError:
+        return []
+
+
+def open_and_run(page, server, nb_path: str):
+    """Open `nb_path`, wait until its kernel is idle, Run All, wait until every cell ran."""
+    dom = DOMS[server.front.dom]
+    page.goto(server.url(nb_path), wait_until="domcontentloaded", timeout=OPEN_TIMEOUT)
+    deadline = time.monotonic() + OPEN_TIMEOUT / 1000
+    while not (kernel_states(server) and all(s == "idle" for s in kernel_states(server))):
+        assert time.monotonic() < deadline, f"no idle kernel for {nb_path}: {kernel_states(server)}"
+        page.wait_for_timeout(250)
     expect = _expect()
-    page.goto(lab.url(nb_path), wait_until="domcontentloaded", timeout=OPEN_TIMEOUT)
-    panel = page.locator(PANEL)
-    expect(panel).to_be_visible(timeout=OPEN_TIMEOUT)
-    expect(panel.locator(".jp-Toolbar-kernelName")).to_have_text(
-        lab.kernel_display_name, timeout=OPEN_TIMEOUT)
-    expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-        "data-status", "idle", timeout=OPEN_TIMEOUT)
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-    wait_run_all_done(page)
-    expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-        "data-status", "idle", timeout=RUN_ALL_TIMEOUT)
-    wait_settled(page)
+    if server.front.dom == "classic":
+        page.wait_for_function("() => window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel"
+                               " && Jupyter.notebook.kernel.is_connected()", timeout=OPEN_TIMEOUT)
+        page.locator("#celllink").click()
+        page.locator("#run_all_cells").click()
+    else:
+        panel = page.locator(".jp-NotebookPanel:visible")
+        expect(panel).to_be_visible(timeout=OPEN_TIMEOUT)
+        expect(panel.locator(".jp-Toolbar-kernelName")).to_have_text(
+            server.kernel_display_name, timeout=OPEN_TIMEOUT)
+        page.wait_for_timeout(500)
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    wait_run_all_done(page, server, dom)
+    wait_settled(page, dom)
 
 
-_RUN_STATE_JS = """() => {
-  ROOT
-  return {
-    prompts: Array.from(root.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt'),
-                        p => p.textContent.trim()),
-    status: root.querySelector('.jp-Notebook-ExecutionIndicator')?.dataset?.status,
-  };
-}"""
-_RUN_STATE_JS = _RUN_STATE_JS.replace("ROOT", _ROOT_JS)
-STALLED_S = 15
-
-
-def wait_run_all_done(page, timeout_ms: int = RUN_ALL_TIMEOUT):
-    """Wait until every code cell shows "[n]:" (not "[ ]:" nor "[*]:").
+def wait_run_all_done(page, server, dom, timeout_ms: int = RUN_ALL_TIMEOUT):
+    """Wait until every code cell shows a finished prompt ("[n]:" or "In [n]:").
 
     Fails early when a cell shows an error (Run All stops there) or when the kernel
     has been idle for STALLED_S seconds with cells still not run.
     """
+    js = prompts_js(dom)
     deadline = time.monotonic() + timeout_ms / 1000
     idle_since = None
     while True:
-        state = page.evaluate(_RUN_STATE_JS)
-        prompts = state["prompts"]
-        done = [bool(re.fullmatch(r"\[\d+\]:", p)) for p in prompts]
-        if prompts and all(done):
+        prompts = page.evaluate(js)
+        if prompts and all(re.fullmatch(dom.prompt_done, p) for p in prompts):
             return
-        assert_no_errors(page, "while running all cells")
-        if state["status"] == "idle" and "[*]:" not in prompts:
+        assert_no_errors(page, dom, "while running all cells")
+        busy = any("*" in p for p in prompts) or "busy" in kernel_states(server)
+        if not busy:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > STALLED_S:
                 raise AssertionError(f"Run All stopped: kernel idle, cell prompts {prompts}")
@@ -216,34 +262,43 @@ def wait_run_all_done(page, timeout_ms: int = RUN_ALL_TIMEOUT):
             idle_since = None
         if time.monotonic() > deadline:
             raise AssertionError(f"Run All not finished after {timeout_ms / 1000:.0f} s: "
-                                 f"kernel {state['status']}, cell prompts {prompts}")
+                                 f"cell prompts {prompts}")
         page.wait_for_timeout(250)
 
 
-def wait_image_replaced(page, img, old_src, what: str, timeout_ms: int = UPDATE_TIMEOUT):
+def wait_image_replaced(page, dom, img, old_src, what: str, timeout_ms: int = UPDATE_TIMEOUT):
     """Wait until the figure's <img> gets a new src; fail at once if an error shows up."""
     deadline = time.monotonic() + timeout_ms / 1000
     while img.get_attribute("src") == old_src:
-        assert_no_errors(page, f"after setting {what}")
+        assert_no_errors(page, dom, f"after setting {what}")
         if time.monotonic() > deadline:
             raise AssertionError(f"the figure did not change within {timeout_ms / 1000:.0f} s "
                                  f"after setting {what}")
         page.wait_for_timeout(50)
 
 
-def find_slider(page, case: SliderCase, where: str):
-    label = re.compile(rf"^\s*{re.escape(case.slider)}\s*$")
-    sliders = page.locator(f"{PANEL} .jp-OutputArea-output .widget-slider")
-    by_text = sliders.filter(has=page.locator(".widget-label", has_text=label))
+def find_control(page, case: Case, where: str):
+    label = re.compile(rf"^\s*{re.escape(case.control)}\s*$")
+    kind = ".widget-slider" if case.kind == "slider" else ".widget-toggle-buttons"
+    controls = page.locator(f"{kind}:visible")
+    by_text = controls.filter(has=page.locator(".widget-label", has_text=label))
     # Labels rendered by MathJax ("$\\gamma$") keep the raw description in `title`
-    by_title = sliders.filter(has=page.locator(f".widget-label[title={json.dumps(case.slider)}]"))
+    by_title = controls.filter(has=page.locator(f".widget-label[title={json.dumps(case.control)}]"))
     match = by_text.or_(by_title)
+    _expect()(match.first).to_be_visible(timeout=UPDATE_TIMEOUT)
     count = match.count()
     if count <= case.nth:
-        labels = page.locator(f"{PANEL} .widget-slider .widget-label").all_inner_texts()
-        raise AssertionError(f"no slider labelled {case.slider!r} (match #{case.nth}) in "
-                             f"{where}; sliders on the page: {labels}")
+        labels = page.locator(f"{kind} .widget-label").all_inner_texts()
+        raise AssertionError(f"no {case.kind} labelled {case.control!r} (match #{case.nth}) in "
+                             f"{where}; controls of that kind on the page: {labels}")
     return match.nth(case.nth)
+
+
+def control_value(control, case: Case) -> str:
+    if case.kind == "slider":
+        return control.locator(".widget-readout").inner_text()
+    active = control.locator("button.mod-active, button.active")
+    return active.first.inner_text() if active.count() else ""
 
 
 def _as_float(text: str):
@@ -256,8 +311,8 @@ def _as_float(text: str):
 class NotebookPages:
     """Keeps the last opened notebook's page, so consecutive cases of it share one run."""
 
-    def __init__(self, lab, new_page):
-        self.lab, self.new_page = lab, new_page
+    def __init__(self, server, new_page):
+        self.server, self.new_page = server, new_page
         self.path = self.page = None
         self.healthy = False
 
@@ -266,19 +321,19 @@ class NotebookPages:
             return self.page, 0.0
         self.close()
         self.page, self.path, self.healthy = self.new_page(), path, False
+        dom = DOMS[self.server.front.dom]
         t0 = time.perf_counter()
         try:
-            open_and_run(self.page, self.lab, path)
+            open_and_run(self.page, self.server, path)
         except BaseException:
-            self.page.screenshot(path=self.lab.artifacts / f"{stem}__FAILED.png")
+            self.page.screenshot(path=self.server.artifacts / f"{stem}__FAILED.png")
             raise
         run_s = time.perf_counter() - t0
-        self.page.screenshot(path=self.lab.artifacts / f"{stem}__executed.png")
-        assert_no_errors(self.page, f"after running all cells of {path} (before any move)")
-        if path == self.lab.demo_notebook:
+        self.page.screenshot(path=self.server.artifacts / f"{stem}__executed.png")
+        assert_no_errors(self.page, dom, f"after running all cells of {path} (before any move)")
+        if path == self.server.demo_notebook:
             # The demo's last cell is a plain pyplot figure: the inline backend must show it
-            _expect()(self.page.locator(
-                f'{PANEL} .jp-OutputArea-output[data-mime-type="image/png"] img')).to_be_visible()
+            _expect()(self.page.locator(f".{dom.output} img").last).to_be_visible()
         self.healthy = True
         return self.page, run_s
 
@@ -289,7 +344,7 @@ class NotebookPages:
             with contextlib.suppress(PlaywrightError):
                 self.page.close()
         self.page, self.healthy = None, False
-        self.lab.shutdown_sessions()
+        self.server.shutdown_sessions()
 
 
 @pytest.fixture(scope="module")
@@ -299,10 +354,21 @@ def notebook_pages(jupyter_lab, new_page_factory):
     pages.close()
 
 
+def test_every_notebook_with_a_live_figure_has_cases():
+    """Table-driven: a new notebook with controls must add rows to CASES."""
+    covered = {c.notebook for c in CASES}
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        text = path.read_text()
+        if "LiveFigure" in text or "_slider(" in text or "explorer(" in text:
+            assert path.name in covered, f"{path.name} has controls but no browser case"
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_slider_updates_figure(case: SliderCase, notebook_pages, jupyter_lab):
-    path, artifacts = case.path(jupyter_lab), jupyter_lab.artifacts
-    if not (jupyter_lab.root / path).exists():
+def test_control_updates_figure(case: Case, notebook_pages, jupyter_lab):
+    server = jupyter_lab
+    dom = DOMS[server.front.dom]
+    path, artifacts = case.path(server), server.artifacts
+    if not (server.root / path).exists():
         pytest.fail(f"{path} not found (listed in CASES)")
     expect = _expect()
     t_start = time.perf_counter()
@@ -310,50 +376,53 @@ def test_slider_updates_figure(case: SliderCase, notebook_pages, jupyter_lab):
     page, run_s = notebook_pages.get(path, nb_stem)
     notebook_pages.healthy = False  # set back to True only if this case passes
 
-    slider = find_slider(page, case, path)
-    slider.scroll_into_view_if_needed()
-    out = slider.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '),"
-                         " ' jp-OutputArea-output ')][1]")
+    control = find_control(page, case, path)
+    control.scroll_into_view_if_needed()
+    out = control.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '),"
+                          f" ' {dom.output} ')][1]")
     img = out.locator("img").first
     expect(img).to_be_visible()
-    readout = slider.locator(".widget-readout")
     old_src, old_digest = img.get_attribute("src"), img.evaluate(_IMG_DIGEST_JS)
-    old_value, old_text = readout.inner_text(), out.inner_text()
-    stem = f"{nb_stem}__{_slug(case.slider)}"
+    old_value, old_text = control_value(control, case), out.inner_text()
+    stem = f"{nb_stem}__{_slug(case.control)}"
     out.screenshot(path=artifacts / f"{stem}__before.png")
 
-    # Type the value into the number box: click, select all, type, Enter
     t0 = time.perf_counter()
-    readout.click()
-    page.keyboard.press("ControlOrMeta+a")
-    page.keyboard.type(case.value)
-    page.keyboard.press("Enter")
+    if case.kind == "slider":
+        # Type the value into the number box: click, select all, type, Enter
+        control.locator(".widget-readout").click()
+        page.keyboard.press("ControlOrMeta+a")
+        page.keyboard.type(case.value)
+        page.keyboard.press("Enter")
+    else:
+        control.locator("button", has_text=re.compile(rf"^\s*{re.escape(case.value)}\s*$")).click()
+    what = f"{case.control!r} = {case.value} in {path} ({server.front.title})"
     try:
-        wait_image_replaced(page, img, old_src, what=f"{case.slider!r} = {case.value} in {path}")
+        wait_image_replaced(page, dom, img, old_src, what=what)
     except AssertionError:
         out.screenshot(path=artifacts / f"{stem}__after.png")
         raise
     update_ms = (time.perf_counter() - t0) * 1e3
-    wait_settled(page)
+    wait_settled(page, dom)
 
     out.screenshot(path=artifacts / f"{stem}__after.png")
     page.screenshot(path=artifacts / f"{stem}__page.png")
-    assert_no_errors(page, f"after setting {case.slider!r} to {case.value} in {path}")
+    assert_no_errors(page, dom, f"after setting {what}")
 
-    new_value, new_digest = readout.inner_text(), img.evaluate(_IMG_DIGEST_JS)
+    new_value, new_digest = control_value(control, case), img.evaluate(_IMG_DIGEST_JS)
     assert new_value != old_value, (
-        f"slider {case.slider!r} still reads {old_value!r} after typing {case.value!r}: "
+        f"{case.control!r} still reads {old_value!r} after setting {case.value!r}: "
         "pick a value in range that differs from the start value")
-    want, got = _as_float(case.value), _as_float(new_value)
-    if want is not None and got is not None:
-        assert math.isclose(got, want, rel_tol=0.1, abs_tol=1e-12), (
-            f"slider {case.slider!r} reads {new_value!r}, expected about {case.value!r}")
+    if case.kind == "slider":
+        want, got = _as_float(case.value), _as_float(new_value)
+        if want is not None and got is not None:
+            assert math.isclose(got, want, rel_tol=0.1, abs_tol=1e-12), (
+                f"slider {case.control!r} reads {new_value!r}, expected about {case.value!r}")
     assert new_digest != old_digest, "the image was re-sent but its pixels did not change"
-    new_text = out.inner_text()
     size = img.evaluate("i => `${i.naturalWidth}x${i.naturalHeight} px shown at "
                         "${i.clientWidth}x${i.clientHeight}`")
-    print(f"\n[{case.id}] run-all {run_s:.1f} s, slider->new image {update_ms:.0f} ms, "
-          f"case total {time.perf_counter() - t_start:.1f} s; readout "
-          f"{old_value!r}->{new_value!r}; widget text changed: {new_text != old_text}; "
+    print(f"\n[{server.front.key}:{case.id}] run-all {run_s:.1f} s, control->new image "
+          f"{update_ms:.0f} ms, case total {time.perf_counter() - t_start:.1f} s; value "
+          f"{old_value!r}->{new_value!r}; widget text changed: {out.inner_text() != old_text}; "
           f"image {size}")
     notebook_pages.healthy = True
