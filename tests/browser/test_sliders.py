@@ -148,7 +148,8 @@ def settle_js(dom):
 
 def errors_js(dom):
     return _js(dom, f"""const found = new Map();
-  const add = (el, why) => {{ if (!found.has(el)) found.set(el, why + ': ' + el.textContent.slice(0, 1500)); }};
+  const add = (el, why) => {{
+    if (!found.has(el)) found.set(el, why + ': ' + el.textContent.slice(0, 1500)); }};
   for (const el of root.querySelectorAll('{dom.stderr}'))
     if (el.textContent.includes('Traceback') || el.classList.contains('output_error')) add(el, 'error');
   // Printed text may mention an error on purpose (a caught ValueError); a traceback may not
