@@ -56,8 +56,9 @@ def test_ends_with_exercises_and_summary(path):
     nb = nbformat.read(path, as_version=4)
     headings = [ln for c in nb.cells if c.cell_type == "markdown"
                 for ln in c.source.splitlines() if ln.startswith("## ")]
-    assert headings[-1].strip() == "## Summary"
-    assert any(h.strip() == "## Exercises" for h in headings[-3:])
+    assert headings[-1].strip() == "## References", "the last section lists every work cited"
+    assert headings[-2].strip() == "## Summary"
+    assert any(h.strip() == "## Exercises" for h in headings[-4:])
     sources = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert sources.count(student_copy.BEGIN) == sources.count(student_copy.END) >= 1
     assert "bnh.checks.check_" in sources
@@ -94,3 +95,43 @@ def test_student_copy_replaces_solutions(tmp_path):
         text = "\n".join(c.source for c in nb.cells)
         assert student_copy.BEGIN not in text
         assert "NotImplementedError" in text
+
+
+# Words a student cannot follow: our own design notes, and notebooks that do not exist
+_UNFOLLOWABLE = [r"\bseed notes?\b", r"\bsource notes?\b", r"\bcard [A-G]\d\b", r"\(card\b",
+                 r"\breference notes\b", r"\bshared/"]
+# Prose that hedges on a result instead of computing it
+_CONDITIONAL = [r"\bif the (count|number|value|gap|curve|accuracy|result)s? (above|below) (is|are|shows?)\b",
+                r"\bif (it|this) (is|looks) (low|high|small|large)\b"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_prose_a_student_can_follow(path):
+    nb = nbformat.read(path, as_version=4)
+    existing = {p.name[:2] for p in NOTEBOOKS}
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "markdown":
+            continue
+        for pattern in _UNFOLLOWABLE + _CONDITIONAL:
+            m = re.search(pattern, c.source, re.I)
+            assert not m, f"{path.name} cell {i}: {m.group(0)!r}"
+        for ref in re.findall(r"\bnotebooks?\s+(\d\d)\b", c.source, re.I):
+            assert ref in existing, f"{path.name} cell {i} points at notebook {ref}, which does not exist"
+
+
+_NOT_AUTHORS = {"January", "February", "March", "April", "May", "June", "July", "August", "September",
+                "October", "November", "December", "In", "Since", "Until", "From", "The"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_references_list_every_citation(path):
+    """Every 'Author (year)' / 'Author et al. year' cited in the prose appears in References."""
+    nb = nbformat.read(path, as_version=4)
+    refs = nb.cells[-1].source if nb.cells[-1].cell_type == "markdown" else ""
+    assert refs.lstrip().startswith("## References"), f"{path.name}: last cell must be References"
+    assert re.search(r"https?://", refs), "references give links"
+    body = "\n".join(c.source for c in nb.cells[:-1] if c.cell_type == "markdown")
+    author_year = r"\b([A-Z][a-z]+)(?: et al\.| & [A-Z][a-z]+| and [A-Z][a-z]+)?,? \(?((?:19|20)\d\d)\b"
+    cited = {(a, y) for a, y in re.findall(author_year, body) if a not in _NOT_AUTHORS}
+    missing = sorted(f"{a} {y}" for a, y in cited if a not in refs or y not in refs)
+    assert not missing, f"{path.name}: cited but not in References: {missing}"
