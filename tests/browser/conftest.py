@@ -330,14 +330,15 @@ def _jupyter_dirs(base: Path, front: FrontEnd) -> Path:
     return jdirs
 
 
-@pytest.fixture(scope="session", params=FRONT_ENDS, ids=[f.key for f in FRONT_ENDS])
+@pytest.fixture(scope="module")
 def jupyter_lab(request, lab_root, tmp_path_factory, lab_browser) -> JupyterServer:
-    """One server per front end for the session, killed (whole process group) at the end.
+    """One server of the test module's front end (its `FRONT_END`), killed (whole process group)
+    at the end.
 
     Asks for `lab_browser` first, so a missing Chromium/playwright skips before a server starts.
     A front end whose venv is missing skips (fails under CI).
     """
-    front: FrontEnd = request.param
+    front = next(f for f in FRONT_ENDS if f.key == request.module.FRONT_END)
     if not front.python().exists():
         _missing(f"{front.title}: {front.python()} not found "
                  "(make it with `python3 tools/compat_envs.py setup colab`)")

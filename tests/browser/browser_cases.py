@@ -1,7 +1,10 @@
 """Real-browser test of the notebooks' controls, in three front ends driven by headless Chromium.
 
-For each front end of `FRONT_ENDS` (conftest.py: JupyterLab 4, Notebook 7, classic Notebook 6.5
-with Colab's ipywidgets 7) and each entry of `CASES`: open the notebook (a copy, served by a
+The cases and the driver; one small test file per front end (test_jupyterlab.py,
+test_notebook7.py, test_classic_notebook.py) imports the test and names its front end in
+`FRONT_END`, so pytest-xdist can run two front ends at once. For each front end of `FRONT_ENDS`
+(conftest.py: JupyterLab 4, Notebook 7, classic Notebook 6.5 with Colab's ipywidgets 7) and
+each entry of `CASES`: open the notebook (a copy, served by a
 private server), run all cells, check no cell shows an error, move the control (type a value into
 a slider's number box, or click a toggle button), then check that the figure's PNG changed and
 that still no output shows an error. Screenshots go to test-artifacts/browser/<front end>/.
@@ -23,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -355,7 +357,7 @@ def notebook_pages(jupyter_lab, new_page_factory):
     pages.close()
 
 
-def test_every_notebook_with_a_live_figure_has_cases():
+def check_every_notebook_with_a_live_figure_has_cases():
     """Table-driven: a new notebook with controls must add rows to CASES."""
     covered = {c.notebook for c in CASES}
     for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):

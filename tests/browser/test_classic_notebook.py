@@ -1,0 +1,13 @@
+"""Every control of every notebook moved in the classic Notebook 6.5, in a real browser.
+
+Server and kernel run in .venv-colab: ipywidgets 7.7.1, widgetsnbextension 3.6.10, IPython 7.34,
+jax 0.7.2 (Colab's versions; the closest open front end to Colab's widget support).
+
+The cases and the driver live in browser_cases.py; conftest.py starts the server.
+"""
+
+import pytest
+from browser_cases import notebook_pages, test_control_updates_figure  # noqa: F401
+
+pytestmark = pytest.mark.browser
+FRONT_END = "classic"

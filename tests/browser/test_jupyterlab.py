@@ -1,0 +1,17 @@
+"""Every control of every notebook moved in JupyterLab 4, in a real browser.
+
+The cases and the driver live in browser_cases.py; conftest.py starts the server.
+"""
+
+import pytest
+from browser_cases import notebook_pages, test_control_updates_figure  # noqa: F401
+
+pytestmark = pytest.mark.browser
+FRONT_END = "lab"
+
+
+def test_every_notebook_with_a_live_figure_has_cases():
+    """Table-driven: a new notebook with controls must add rows to CASES."""
+    from browser_cases import check_every_notebook_with_a_live_figure_has_cases
+
+    check_every_notebook_with_a_live_figure_has_cases()
