@@ -20,11 +20,25 @@ import numpy as np
 from .mlp import MLP
 from .train import batch_indices, cross_entropy
 
-__all__ = ["to_torch_momentum", "from_torch_momentum", "ema", "ema_trace", "train_recording",
-           "batch_statistics", "population_statistics", "accuracy", "accuracy_vs_batch_size",
+__all__ = ["spread_text", "to_torch_momentum", "from_torch_momentum", "ema", "ema_trace", "debias_weights",
+           "train_recording", "batch_statistics", "population_statistics",
+           "variance_sources", "accuracy", "accuracy_vs_batch_size", "fine_tune_controls",
+           "reestimation_accuracy",
            "refresh_running_stats", "prediction_spread",
            "shift_images", "shift_accuracy", "fold_dense_bn", "fold_network", "apply_folded",
            "underflow_steps", "CONVENTIONS", "framework_update", "fixed_vector_table"]
+
+
+def spread_text(values, digits: int = 3) -> str:
+    """'median (range lo to hi over n seeds)' for a list of per-seed results.
+
+    Used in notebooks/05_inference.ipynb.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        raise ValueError("`values` must hold at least one number")
+    return (f"{np.median(v):.{digits}f} (range {v.min():.{digits}f} to {v.max():.{digits}f} "
+            f"over {v.size} seeds)")
 
 
 # --- momentum conventions --------------------------------------------------------
@@ -71,7 +85,9 @@ def ema_trace(values, momentum, init):
     """Running average of a sequence (T,) with momentum on the old value, started at `init`.
 
     Returns (trace, debiased): debiased divides out the weight still on `init` after t steps,
-    (trace_t - momentum^t * init) / (1 - momentum^t), i.e. the average of the values seen so far.
+    (trace_t - momentum^t * init) / (1 - momentum^t). That is an exponentially weighted average
+    of the values seen so far, with the weights of `debias_weights` (they sum to 1): recent
+    values still count more than old ones, so it is not their plain average.
 
     Used in notebooks/05_inference.ipynb (momentum slider).
     """
@@ -85,6 +101,23 @@ def ema_trace(values, momentum, init):
                                       values)
     debiased = (trace - w_init * init) / jnp.maximum(1.0 - w_init, 1e-12)
     return trace, debiased
+
+
+def debias_weights(momentum: float, t: int) -> np.ndarray:
+    """Weights, oldest value first, that the start-up-corrected running average after t steps
+    gives to the t values seen: (1 - momentum) * momentum^(t-1-k) / (1 - momentum^t), k = 0..t-1.
+    They sum to 1; the newest value weighs momentum^-(t-1) times the oldest.
+
+    Used in notebooks/05_inference.ipynb.
+    """
+    m = _check_momentum(momentum)
+    if not isinstance(t, (int, np.integer)) or t < 1:
+        raise ValueError(f"`t` must be a positive int, got {t!r}")
+    if m == 0.0:
+        return np.eye(1, int(t), int(t) - 1).ravel()
+    k = np.arange(int(t))
+    w = (1.0 - m) * m ** (t - 1 - k)
+    return w / w.sum() if m == 1.0 else w / (1.0 - m**t)
 
 
 def underflow_steps(momentum: float, start: float = 1.0) -> int:
@@ -156,6 +189,42 @@ def _population(net, params, x, *, batch_size, unbiased):
     factor = batch_size / (batch_size - 1) if unbiased else 1.0
     out = [{"mean": s["mean"].mean(0), "var": factor * s["var"].mean(0)} for s in stats]
     return out + [{}]
+
+
+def variance_sources(net, params, x, *, batch_size: int = 60):
+    """Where Algorithm 2's variance of each BN layer's input comes from, per hidden layer, as
+    the median over units of:
+    "algorithm2": m/(m-1) times the mean biased variance of training-mode batches of m;
+    "algorithm2_biased": the same without m/(m-1);
+    "fixed_earlier": the same batches with m/(m-1), but every earlier BN layer normalized with
+    full-pass statistics (as in eval mode), not with each batch's own;
+    "full_pass": the variance over all of x in one pass (what eval mode feeds the layer).
+    Returns a list of dicts, one per hidden layer.
+
+    Used in notebooks/05_inference.ipynb.
+    """
+    _check_net(net)
+    x = jnp.asarray(x, jnp.float32)
+    if not isinstance(batch_size, (int, np.integer)) or not 2 <= batch_size <= x.shape[0]:
+        raise ValueError(f"`batch_size` must be an int in [2, {x.shape[0]}], got {batch_size!r}")
+    m = int(batch_size)
+    pop = population_statistics(net, params, x, batch_size=m)
+    biased = population_statistics(net, params, x, batch_size=m, unbiased=False)
+    whole = batch_statistics(net, params, x)
+    # Eval mode with the full-pass statistics reproduces the full pass layer by layer
+    _, _, hidden = net.apply(params, whole + [{}], x, train=False, return_hidden=True)
+    k = x.shape[0] // m
+    out = []
+    for i, layer in enumerate(params[:-1]):
+        h = x if i == 0 else hidden[i - 1]["post"]
+        z = h @ layer["W"] + (layer["b"] if "b" in layer else 0.0)
+        zb = z[: k * m].reshape(k, m, -1)
+        fixed = m / (m - 1) * zb.var(1).mean(0)
+        out.append({"algorithm2": float(jnp.median(pop[i]["var"])),
+                    "algorithm2_biased": float(jnp.median(biased[i]["var"])),
+                    "fixed_earlier": float(jnp.median(fixed)),
+                    "full_pass": float(jnp.median(whole[i]["var"]))})
+    return out
 
 
 @partial(jax.jit, static_argnames=("net", "num_steps", "chunk"))
@@ -374,6 +443,80 @@ def shift_accuracy(net, params, state, x, y, noise_sample, brightness, contrast,
     return acc_train, acc_adapt
 
 
+def reestimation_accuracy(net, params, state, x, y, *, batch_size: int = 100, key=None):
+    """Statistics re-estimated on the test images x themselves, three ways. Returns a dict:
+    "training_stats": eval mode with the stored statistics (no re-estimation);
+    "random_batches": training mode on random test batches of `batch_size` (each batch
+    normalized with its own statistics; predictions depend on the batch);
+    "sorted_batches": training mode on batches sorted by class (each batch holds one or two
+    digits);
+    "once": eval mode with statistics re-estimated once over all of x (Algorithm 2 on x,
+    batches of `batch_size`: the same for every image whatever its company);
+    "changed": share of images whose predicted class differs between two random batchings.
+
+    Used in notebooks/05_inference.ipynb.
+    """
+    _check_net(net)
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.int32)
+    if not isinstance(batch_size, (int, np.integer)) or not 2 <= batch_size <= x.shape[0]:
+        raise ValueError(f"`batch_size` must be an int in [2, {x.shape[0]}], got {batch_size!r}")
+    key = jax.random.PRNGKey(3) if key is None else key
+    k1, k2 = jax.random.split(key)
+    n = (x.shape[0] // batch_size) * batch_size
+    order_sorted = jnp.argsort(y, stable=True)[:n]
+    preds = [_batched_predictions(net, params, state, x, order, batch_size=int(batch_size))
+             for order in (jax.random.permutation(k1, x.shape[0])[:n],
+                           jax.random.permutation(k2, x.shape[0])[:n], order_sorted)]
+    covered = jnp.zeros(x.shape[0], bool).at[preds[0][1]].set(True)
+    once = population_statistics(net, params, x, batch_size=int(batch_size))
+    return {"training_stats": accuracy(net, params, state, x, y),
+            "random_batches": float(jnp.mean(preds[0][0] == y[preds[0][1]])),
+            "sorted_batches": float(jnp.mean(preds[2][0] == y[preds[2][1]])),
+            "once": accuracy(net, params, once, x, y),
+            "changed": float(jnp.mean(_unpermute(preds[0], x.shape[0])[covered]
+                                      != _unpermute(preds[1], x.shape[0])[covered]))}
+
+
+def _unpermute(pred_order, n):
+    pred, order = pred_order
+    return jnp.full(n, -1, jnp.int32).at[order].set(pred)
+
+
+@partial(jax.jit, static_argnames=("net", "batch_size"))
+def _batched_predictions(net, params, state, x, order, *, batch_size):
+    xb = x[order].reshape(-1, batch_size, x.shape[1])
+    logits = jax.vmap(lambda b: net.apply(params, state, b, train=True)[0])(xb)
+    return jnp.argmax(logits, -1).reshape(-1).astype(jnp.int32), order
+
+
+def fine_tune_controls(net, params, state, x_train, y_train, x_test, y_test, *, key, shift: dict,
+                       num_steps: int = 100, lr: float = 0.05, momentum: float = 0.99,
+                       batch_size: int = 60):
+    """Fine-tune a trained net on shifted training images (`shift`: keywords of shift_images)
+    and evaluate on shifted test images five ways. Returns {name: test accuracy}:
+    "old": old weights, old statistics; "old_recalibrated": old weights, statistics recomputed
+    (Algorithm 2) on the shifted training images, no training step; "stale": fine-tuned
+    weights, old statistics; "lagging": fine-tuned weights, running averages of the fine-tuning
+    (momentum `momentum`); "fine_recalibrated": fine-tuned weights, Algorithm 2 afterwards.
+
+    Used in notebooks/05_inference.ipynb.
+    """
+    _check_net(net)
+    xs, xts = shift_images(x_train, **shift), shift_images(x_test, **shift)
+    slow = dataclasses.replace(net, momentum=_check_momentum(momentum))
+    fine = train_recording(slow, xs, y_train, key=key, lr=lr, num_steps=num_steps,
+                           batch_size=batch_size, params=params, state=state, ref_size=100)
+    settings = {
+        "old": (params, state),
+        "old_recalibrated": (params, population_statistics(net, params, xs, batch_size=batch_size)),
+        "stale": (fine["params"], state),
+        "lagging": (fine["params"], fine["state"]),
+        "fine_recalibrated": (fine["params"], population_statistics(net, fine["params"], xs,
+                                                                    batch_size=batch_size)),
+    }
+    return {name: accuracy(net, p, s, xts, y_test) for name, (p, s) in settings.items()}
+
+
 # --- folding BN into the preceding dense layer ------------------------------------------
 
 
@@ -465,7 +608,7 @@ def framework_update(framework: str, mean, var, x, momentum=None):
 
 
 def fixed_vector_table():
-    """Card G's fixed vector x = [[1, 2], [3, 6], [5, 10], [7, 14]]: each framework's running
+    """The fixed vector x = [[1, 2], [3, 6], [5, 10], [7, 14]]: each framework's running
     statistics after one step from (0, 1), next to apply_batch_norm with the converted settings.
     Returns rows (framework, settings, framework mean, var, ours mean, var, max |difference|).
 
