@@ -32,7 +32,11 @@ SETS = {
                        "ipykernel", "ipython", "notebook", "traitlets", "pillow"]),
     "floor": ("3.10", ["jax", "jaxlib", "numpy", "matplotlib", "ipywidgets", "ipykernel"]),
 }
-RUNNER_TOOLS = ["nbclient", "nbformat"]
+RUNNER_TOOLS = ["nbclient", "nbformat", "pytest", "pyyaml"]
+# Unit tests that also run on each set: the BN core, the engine, the widgets and every exercise
+# check with its table of mistakes (the rest needs the test extra: keras, torch, a browser)
+UNIT_TESTS = ["tests/test_batchnorm.py", "tests/test_train.py", "tests/test_widgets_and_checks.py",
+              "tests/test_checks_*.py"]
 
 
 def venv_dir(name: str) -> Path:
@@ -110,7 +114,16 @@ def run(name: str, wheel: Path | None = None) -> int:
                                 str(Path(tmp) / "notebooks"), "--expect-installed"],
                                cwd=tmp, env=env)
     print(f"[{name}] all notebooks in {time.perf_counter() - t0:.0f} s (exit {code})", flush=True)
-    return code
+    t1 = time.perf_counter()
+    tests = sorted({str(p) for pattern in UNIT_TESTS for p in ROOT.glob(pattern)})
+    with tempfile.TemporaryDirectory(prefix=f"bn-{name}-tests-") as tmp:
+        # From a folder outside the checkout, so the tests import the installed wheel
+        unit = subprocess.call([str(py), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                                "--rootdir", str(ROOT), "-m", "not slow and not browser", *tests],
+                               cwd=tmp, env=env)
+    print(f"[{name}] unit tests of the core and the checks in {time.perf_counter() - t1:.0f} s "
+          f"(exit {unit})", flush=True)
+    return code or unit
 
 
 def main(argv=None) -> int:
