@@ -428,8 +428,9 @@ def shift_images(x, brightness=0.0, contrast=1.0, noise=0.0, noise_sample=None):
 def shift_accuracy(net, params, state, x, y, noise_sample, brightness, contrast, noise, *,
                    adapt_batch: int = 100):
     """Accuracy on shifted test images with the training statistics (eval mode) and with the
-    statistics re-estimated on each test batch of `adapt_batch` (test-time adaptation).
-    Returns (acc_training_stats, acc_reestimated).
+    statistics re-estimated on each test batch of `adapt_batch`, i.e. training mode on the test
+    batches in their stored order (test-time adaptation per batch; see reestimation_accuracy
+    for its costs). Returns (acc_training_stats, acc_reestimated).
 
     Used in notebooks/05_inference.ipynb (brightness/contrast/noise sliders).
     """
