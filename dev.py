@@ -5,6 +5,10 @@
     python dev.py html       execute every notebook and write static HTML to build/html/
     python dev.py student    write student copies (solutions removed) to build/student/
     python dev.py bench      print the benchmark table
+    python dev.py grade SUBMISSION.ipynb [...] [--out DIR] [--timeout S]
+                             grade submitted notebooks (table, CSV and JSON; docs/instructors.md)
+    python dev.py nbgrader generate|autograde ...
+                             build an nbgrader course from the notebooks and autograde submissions
 
 Setup creates `.venv` beside this file and installs the package with its test
 extra (`pip install -e .[test]`); it is skipped when nothing changed since the
@@ -71,11 +75,20 @@ def tool(name: str):
     return call
 
 
+def tool_here(name: str):
+    """A tool whose file arguments are relative to the caller's folder (grade, nbgrader)."""
+    def call(args):
+        run([PY, str(ROOT / "tools" / f"{name}.py"), *args], cwd=Path.cwd())
+    return call
+
+
 COMMANDS = {
     "lab": lab,
     "test": test,
     "html": tool("build_html"),
     "student": tool("student_copy"),
+    "grade": tool_here("grade"),
+    "nbgrader": tool_here("nbgrader_build"),
     "bench": lambda args: run([PY, str(ROOT / "benchmarks" / "run.py"), *args]),
 }
 
