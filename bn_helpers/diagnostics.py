@@ -24,8 +24,9 @@ from . import train as _train
 from .mlp import MLP, init_std
 
 __all__ = ["ACTIVATIONS", "INITS", "MAX_DEPTH", "WIDTH", "SATURATION_SLOPE", "layer_stats",
-           "predicted_variance", "variance_propagation", "update_ratios", "standardize",
-           "bjorck_gradients", "excess_kurtosis", "init_scale_sweep", "QUIZ", "quiz_inputs"]
+           "predicted_variance", "variance_propagation", "variance_runs", "update_ratios",
+           "standardize", "bjorck_gradients", "excess_kurtosis", "init_scale_sweep",
+           "bn_scale_variants", "QUIZ", "QUIZ_INITS", "quiz_inputs"]
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 INITS = ("gaussian", "xavier", "he")
@@ -169,6 +170,8 @@ def _raw(key, n_in, max_depth, width):
     k = (np.asarray(data).tobytes(), n_in, max_depth, width)
     if k not in _RAW_CACHE:
         _RAW_CACHE[k] = _raw_weights(key, n_in=n_in, max_depth=max_depth, width=width)
+        while len(_RAW_CACHE) > 8:      # seed loops must not pile up weights in memory
+            del _RAW_CACHE[next(iter(_RAW_CACHE))]
     return _RAW_CACHE[k]
 
 
@@ -387,8 +390,12 @@ def init_scale_sweep(data, scales, *, bn: bool, seeds=(0, 1, 2), num_steps: int 
             "test_median": np.median(test, 1), "train_median": np.median(train, 1)}
 
 
-# Exercise 3: three layer-20 histograms of a tanh network, shown in a shuffled order
-QUIZ = {"A": ("xavier", 1.0), "B": ("gaussian", 0.01), "C": ("gaussian", 1.0)}
+# Exercise 3: three layer-20 histograms of a tanh network. The text lists the inits in this
+# order; the letters get them in an order shuffled with an explicit seed (QUIZ_SEED).
+QUIZ_INITS = (("xavier", 1.0), ("gaussian", 0.01), ("gaussian", 1.0))
+QUIZ_SEED = 0
+QUIZ = {letter: QUIZ_INITS[i]
+        for letter, i in zip("ABC", np.random.default_rng(QUIZ_SEED).permutation(3), strict=True)}
 QUIZ_LABELS = {"xavier": "Xavier", "small": "Gaussian std 0.01", "large": "Gaussian std 1"}
 
 
@@ -399,3 +406,121 @@ def quiz_inputs(x, y) -> dict:
     """
     return {k: layer_stats(x, y, activation="tanh", init=init, std=std, depth=20)["z"]
             for k, (init, std) in QUIZ.items()}
+
+
+@partial(jax.jit, static_argnames=("net", "num_steps"))
+def _bn_scale_runs(keys, idx, lr_hidden, lr_out, out_std, x_train, y_train, x_test, y_test, *,
+                   net, num_steps):
+    def one(key, lr_hidden, lr_out, out_std):
+        params, state = net.init_params(key, 1.0)
+        # the output layer: its own std (the hidden layers keep the net's std)
+        last = dict(params[-1])
+        last["W"] = last["W"] / net.init_std * out_std
+        params = [*params[:-1], last]
+        velocity = jax.tree.map(jnp.zeros_like, params)
+        # hidden weights (scale-invariant under BN) get lr_hidden; gamma, beta and the output
+        # layer keep lr_out
+        rates = [{k: (lr_hidden if k == "W" else lr_out) for k in p} for p in params[:-1]]
+        rates.append({k: lr_out for k in params[-1]})
+        grad_fn = jax.value_and_grad(partial(_train._loss, net), has_aux=True)
+
+        def step(carry, batch):
+            params, state, velocity = carry
+            (loss, state), grads = grad_fn(params, state, x_train[batch], y_train[batch])
+            velocity = jax.tree.map(lambda v, g: 0.9 * v + g, velocity, grads)
+            params = jax.tree.map(lambda p, r, v: p - r * v, params, rates, velocity)
+            return (params, state, velocity), loss
+
+        (params, state, _), _ = jax.lax.scan(step, (params, state, velocity), idx)
+        return _train._evaluate(net, params, state, x_test, y_test, 500)
+
+    return jax.vmap(one)(keys, lr_hidden, lr_out, out_std)
+
+
+def bn_scale_variants(data, scale: float, variants: dict, *, seeds=(0, 1, 2), num_steps: int = 500,
+                      lr: float = 0.01, hidden=(50,) * 7) -> dict:
+    """Test accuracy of the init-scale sweep's BN network at one large weight std, with remedies.
+
+    `variants` maps a name to (hidden_lr, out_std): the learning rate of the hidden layers'
+    weight matrices (each followed by BN, so scale-invariant) and the weight std of the linear
+    output layer; BN's gamma and beta and the output layer always learn with `lr`, the hidden
+    weights are drawn with std `scale`. SGD with
+    momentum 0.9, batches of 60, as in `init_scale_sweep`; every (variant, seed) pair is trained
+    in one vmapped computation. Returns {name: test accuracies, one per seed}.
+
+    Used in notebooks/03_init.ipynb.
+    """
+    if not scale > 0:
+        raise ValueError(f"`scale` must be > 0, got {scale}")
+    if not variants:
+        raise ValueError("`variants` must name at least one (hidden_lr, out_std) pair")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed")
+    x_train, y_train, x_test, y_test = _train._check_data(data)
+    net = MLP((x_train.shape[1], *hidden, 10), activation="relu", bn="before", init="gaussian",
+              init_std=float(scale))
+    names = list(variants)
+    k, s = len(names), len(seeds)
+    rates = np.array([variants[n][0] for n in names], np.float32)
+    outs = np.array([variants[n][1] for n in names], np.float32)
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(np.tile(seeds, k)))
+    idx = _train.batch_indices(jax.random.PRNGKey(0), x_train.shape[0], 60, num_steps)
+    acc = _bn_scale_runs(keys, idx, jnp.asarray(np.repeat(rates, s)),
+                         jnp.full(k * s, lr, jnp.float32), jnp.asarray(np.repeat(outs, s)),
+                         x_train, y_train, x_test, y_test, net=net, num_steps=num_steps)
+    acc = np.asarray(acc).reshape(k, s)
+    return {n: acc[i] for i, n in enumerate(names)}
+
+
+@partial(jax.jit, static_argnames=("depth", "width"))
+def _relu_variances(keys, s_first, s_hidden, x, *, depth, width):
+    def one(key, s1, s):
+        k0, k1 = jax.random.split(key)
+        z = x @ (jax.random.normal(k0, (x.shape[1], width)) * s1)
+
+        def layer(z, k):
+            z = jax.nn.relu(z) @ (jax.random.normal(k, (width, width)) * s)
+            return z, _std(z, (0, 1)) ** 2
+
+        _, rest = jax.lax.scan(layer, z, jax.random.split(k1, depth - 1))
+        return jnp.concatenate([(_std(z, (0, 1)) ** 2)[None], rest])
+
+    return jax.vmap(one)(keys, s_first, s_hidden)
+
+
+def variance_runs(x, *, inits: dict, seeds=(0, 1, 2, 3, 4), depth: int = 30,
+                  width: int = 256) -> dict:
+    """Measured Var[z] per layer of independent plain ReLU networks (no biases), and the theory.
+
+    `inits` maps a name to (init, std) as in `predicted_variance`; init number i and seed s
+    draw their weights from key fold_in(PRNGKey(s), i), so no two networks share random
+    numbers. All networks run in one vmapped forward pass. Returns {name: {"measured":
+    (len(seeds), depth), "predicted": (depth,)}}.
+
+    Used in notebooks/03_init.ipynb.
+    """
+    x = np.asarray(x, np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"`x` must have shape (batch, features), got {x.shape}")
+    if depth < 1:
+        raise ValueError(f"`depth` must be >= 1, got {depth}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed")
+    names = list(inits)
+    keys, s1, s = [], [], []
+    for i, name in enumerate(names):
+        init, std = inits[name]
+        _check_choice("init", init, INITS)
+        for seed in seeds:
+            keys.append(jax.random.fold_in(jax.random.PRNGKey(seed), i))
+            s1.append(init_std(init, x.shape[1], width, std))
+            s.append(init_std(init, width, width, std))
+    out = np.asarray(_relu_variances(jnp.stack(keys), jnp.asarray(s1, jnp.float32),
+                                     jnp.asarray(s, jnp.float32), jnp.asarray(x), depth=depth,
+                                     width=width), np.float64).reshape(len(names), len(seeds), -1)
+    return {name: {"measured": out[i],
+                   "predicted": predicted_variance(x, init=inits[name][0], std=inits[name][1],
+                                                   depth=depth, width=width)}
+            for i, name in enumerate(names)}
