@@ -17,6 +17,7 @@ import numpy as np
 
 from . import batchnorm as _bn
 from .checks._core import BANDS, rel_error
+from .compat import enable_x64
 
 __all__ = [
     "forward_steps",
@@ -25,6 +26,12 @@ __all__ = [
     "gradient_errors",
     "fd_error_curve",
     "band",
+    "cs231n_band",
+    "vector_rel_error",
+    "CS231N_BANDS",
+    "FLOAT32_EPS",
+    "identity_demo",
+    "eps_std_deviation",
     "draw_graph",
     "moved_outputs",
     "normalize_over",
@@ -140,29 +147,71 @@ def numerical_gradient(f, x, *, h: float, dtype=np.float64):
     """
     dtype = _check_fd_args(h, dtype)
     x = np.asarray(x, dtype=np.float64)
-    with jax.enable_x64(dtype == np.float64):
+    with enable_x64(dtype == np.float64):
         run = _fd_program(f, x.shape, dtype)
         out = run(jnp.asarray(x, dtype=dtype), jnp.asarray(h, dtype=dtype))
         return np.asarray(out, dtype=np.float64).reshape(x.shape)
 
 
+FLOAT32_EPS = float(np.finfo(np.float32).eps)  # 2**-23 = 1.19e-7, the spacing of float32 near 1
+
+# CS231n's notes (neural-networks-3, "Gradient checks") read a relative error as follows
+CS231N_BANDS = ((1e-7, "you should be happy"),
+                (1e-4, "too high unless the objective has kinks"),
+                (1e-2, "should make you feel uncomfortable"),
+                (np.inf, "the gradient is probably wrong"))
+
+
+def vector_rel_error(a, b) -> float:
+    """Whole-vector relative error ||a - b|| / ||a + b|| (0 if both are 0), beside CS231n's
+    element-wise maximum: one tiny entry cannot dominate it.
+
+    Used in notebooks/04_bn_math.ipynb.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return float("inf")
+    den = np.linalg.norm(a + b)
+    return float(np.linalg.norm(a - b) / den) if den > 0 else 0.0
+
+
+def _measure(measure):
+    if measure not in ("elementwise", "vector"):
+        raise ValueError(f"`measure` must be 'elementwise' or 'vector', got {measure!r}")
+    return rel_error if measure == "elementwise" else vector_rel_error
+
+
 def _loss(dy, gamma, beta, eps, feature_axis):
     """x -> sum(dy * BN(x)): its gradient with respect to x is BN's dx for upstream dy."""
+    # NumPy constants, so a float32 program gets float32 copies (jax < 0.5 mixed dtypes otherwise)
+    dy, gamma, beta = (np.asarray(a, dtype=np.float64) for a in (dy, gamma, beta))
     return lambda x_: jnp.sum(dy.astype(x_.dtype) * _bn.batch_norm(
         x_, gamma.astype(x_.dtype), beta.astype(x_.dtype), eps=eps, feature_axis=feature_axis))
 
 
 def gradient_errors(x, gamma, beta, dy, *, eps: float = 1e-5, h64: float = 1e-5,
-                    h32: float = 1e-3, feature_axis: int = -1) -> dict:
-    """Relative errors (CS231n's formula) of four routes to dx against the closed form.
+                    h32: float = 1e-3, feature_axis: int = -1,
+                    measure: str = "elementwise") -> dict:
+    """Relative errors of four routes to dx against the float64 closed form, plus the closed form
+    itself computed in float32.
 
-    All in float64 except "finite differences, float32". Keys: "staged (paper)",
-    "jax.vjp", "finite differences, float64", "finite differences, float32".
+    measure="elementwise": CS231n's max |a - b| / max(1e-8, |a| + |b|); "vector":
+    ||a - b|| / ||a + b||. All in float64 except the two float32 rows. Keys: "staged (paper)",
+    "jax.vjp", "finite differences, float64", "finite differences, float32",
+    "closed form in float32".
 
     Used in notebooks/04_bn_math.ipynb.
     """
     _check_eps(eps)
-    with jax.enable_x64(True):
+    err = _measure(measure)
+    with enable_x64(False):
+        f32 = [jnp.asarray(np.asarray(a), jnp.float32) for a in (dy, x, gamma)]
+        closed32 = np.asarray(_bn.batch_norm_backward(*f32, eps=eps, feature_axis=feature_axis)[0],
+                              dtype=np.float64)
+    with enable_x64(True):
         x = jnp.asarray(x, jnp.float64)
         gamma, beta, dy = (jnp.asarray(a, jnp.float64) for a in (gamma, beta, dy))
         closed, _, _ = _bn.batch_norm_backward(dy, x, gamma, eps=eps, feature_axis=feature_axis)
@@ -174,22 +223,24 @@ def gradient_errors(x, gamma, beta, dy, *, eps: float = 1e-5, h64: float = 1e-5,
         fd64 = numerical_gradient(f, x, h=h64, dtype=np.float64)
         fd32 = numerical_gradient(f, x, h=h32, dtype=np.float32)
         closed = np.asarray(closed)
-        return {"staged (paper)": rel_error(staged, closed), "jax.vjp": rel_error(auto, closed),
-                "finite differences, float64": rel_error(fd64, closed),
-                "finite differences, float32": rel_error(fd32, closed)}
+        return {"staged (paper)": err(staged, closed), "jax.vjp": err(auto, closed),
+                "finite differences, float64": err(fd64, closed),
+                "finite differences, float32": err(fd32, closed),
+                "closed form in float32": err(closed32, closed)}
 
 
 def fd_error_curve(x, gamma, beta, dy, hs, *, dtype, eps: float = 1e-5,
-                   feature_axis: int = -1) -> np.ndarray:
+                   feature_axis: int = -1, measure: str = "elementwise") -> np.ndarray:
     """Relative error of centred finite differences in `dtype` against the float64 closed form,
-    one value per step size in `hs`.
+    one value per step size in `hs` (measure "elementwise", CS231n's, or "vector").
 
     Used in notebooks/04_bn_math.ipynb.
     """
+    err = _measure(measure)
     hs = np.atleast_1d(np.asarray(hs, dtype=np.float64))
     if hs.ndim != 1 or not np.all(hs > 0):
         raise ValueError("`hs` must be a 1-D list of positive step sizes")
-    with jax.enable_x64(True):
+    with enable_x64(True):
         x = jnp.asarray(x, jnp.float64)
         gamma, beta, dy = (jnp.asarray(a, jnp.float64) for a in (gamma, beta, dy))
         closed = np.asarray(_bn.batch_norm_backward(dy, x, gamma, eps=eps,
@@ -197,11 +248,11 @@ def fd_error_curve(x, gamma, beta, dy, hs, *, dtype, eps: float = 1e-5,
         f = _loss(dy, gamma, beta, eps, feature_axis)
         dtype = _check_fd_args(1.0, dtype)
         x_np = np.asarray(x)
-    with jax.enable_x64(dtype == np.float64):
+    with enable_x64(dtype == np.float64):
         run = _fd_program(f, x_np.shape, dtype)  # compiled once, reused for every h
         xs = jnp.asarray(x_np, dtype=dtype)
-        return np.array([rel_error(np.asarray(run(xs, jnp.asarray(h, dtype)), np.float64)
-                                   .reshape(x_np.shape), closed)
+        return np.array([err(np.asarray(run(xs, jnp.asarray(h, dtype)), np.float64)
+                             .reshape(x_np.shape), closed)
                          for h in hs])
 
 
@@ -214,6 +265,19 @@ def band(err: float) -> str:
         if err <= limit:
             return name
     return "FAIL"
+
+
+def cs231n_band(err: float) -> str:
+    """CS231n's own words for a relative error (their notes on gradient checks): above 1e-2
+    "the gradient is probably wrong", 1e-4 to 1e-2 "uncomfortable", 1e-7 to 1e-4 "too high
+    unless the objective has kinks", 1e-7 and less "happy".
+
+    Used in notebooks/04_bn_math.ipynb.
+    """
+    for limit, name in CS231N_BANDS:
+        if err <= limit:
+            return name
+    return CS231N_BANDS[-1][1]
 
 
 # --- the computation graph ---------------------------------------------------------
@@ -235,12 +299,14 @@ _EDGES = [("x", "mu", "mean"), ("x", "xc", "direct"), ("mu", "xc", "mean"), ("xc
 
 
 def draw_graph(ax):
-    """Draw BN's forward computation graph on `ax`; x reaches x_hat by three coloured paths
-    (directly, through the mean, through the variance).
+    """Draw BN's forward computation graph on `ax`; x reaches x_hat by three paths, drawn
+    solid, dashed and dotted (directly, through the mean, through the variance).
 
     Used in notebooks/04_bn_math.ipynb.
     """
-    colors = {"direct": "#0072B2", "mean": "#E69F00", "var": "#009E73", "out": "0.35"}
+    # one dark colour, three line styles: the notebook's colours keep their meanings elsewhere
+    colors = {"direct": "0.1", "mean": "0.1", "var": "0.1", "out": "0.55"}
+    styles = {"direct": "-", "mean": (0, (5, 2)), "var": (0, (1, 1.5)), "out": "-"}
     boxes = {}
     for name, (x0, y0, text) in _NODES.items():
         param = name in ("gamma", "beta")
@@ -251,12 +317,13 @@ def draw_graph(ax):
         # Arrows start and end at the boxes' edges, whatever the boxes' widths
         ax.annotate("", xy=(0.5, 0.5), xycoords=boxes[b], xytext=(0.5, 0.5), textcoords=boxes[a],
                     arrowprops=dict(arrowstyle="-|>", color=colors[kind], lw=2.0, shrinkA=3,
+                                    linestyle=styles[kind],
                                     shrinkB=3, mutation_scale=14,
                                     patchA=boxes[a].get_bbox_patch(),
                                     patchB=boxes[b].get_bbox_patch()))
     for kind, text in (("direct", "direct path"), ("mean", "through the mean"),
                        ("var", "through the variance")):
-        ax.plot([], [], color=colors[kind], lw=2, label=text)
+        ax.plot([], [], color=colors[kind], ls=styles[kind], lw=2, label=text)
     ax.legend(loc="lower left", fontsize=9)
     ax.set_xlim(-0.6, 8.4)
     ax.set_ylim(-0.9, 2.5)
@@ -348,7 +415,7 @@ def weight_gradient_scaling(u, w, gamma, beta, target, scales, *, eps: float = 0
         return jnp.sum(target * _bn.batch_norm(u @ w_, gamma, beta, eps=eps))
 
     out = {"w_norm": [], "grad_norm": [], "cosine": []}
-    with jax.enable_x64(True):
+    with enable_x64(True):
         u, w, gamma, beta, target = (jnp.asarray(np.asarray(a), jnp.float64)
                                      for a in (u, w, gamma, beta, target))
         grad = jax.jit(jax.grad(loss))
@@ -373,10 +440,80 @@ def eps_gain(sigmas, eps, *, m: int = 64, seed: int = 0) -> dict:
         raise ValueError("`sigmas` must be >= 0")
     z = np.random.default_rng(seed).standard_normal(m)
     z = (z - z.mean()) / z.std()
-    with jax.enable_x64(True):
+    with enable_x64(True):
         x = jnp.asarray(3.0 + sigmas[None, :] * z[:, None])  # (m, len(sigmas))
         d = x.shape[1]
         y = _bn.batch_norm(x, jnp.ones(d), jnp.zeros(d), eps=eps)
         var = jnp.var(x, axis=0)
         return {"out_std": np.asarray(jnp.std(y, axis=0)),
                 "gain": np.asarray(1.0 / jnp.sqrt(var + eps))}
+
+
+def identity_demo(ms=(8, 32, 128), seeds=(0, 1, 2), *, d: int = 3, num_fresh: int = 20,
+                  warmup: int = 200, momentum: float = 0.9, eps: float = 1e-5) -> dict:
+    """Does BN with gamma = sqrt(var + eps), beta = mean fall back to the identity? (float64)
+
+    Data: d features, x = 5 * randn + 12. gamma and beta are computed from one batch A of m
+    examples; BN is then applied in training mode (each batch's own mean and biased variance) to
+    A itself and to `num_fresh` fresh batches of m. Separately the running statistics are warmed
+    up on `warmup` batches as `bn_helpers.apply_batch_norm` keeps them (`momentum` on the old
+    value, unbiased batch variance, start mean 0, var 1), and eval mode (the running statistics,
+    as `apply_batch_norm(train=False)`) is applied to the fresh examples, once with gamma, beta
+    from batch A and once with gamma, beta set from the running statistics. NumPy throughout (no
+    compilation per batch size). Each entry is rms(BN(x) - x) / std(x), shape
+    (len(ms), len(seeds)): "train_same", "train_fresh", "eval_batch_params",
+    "eval_running_params".
+
+    Used in notebooks/04_bn_math.ipynb.
+    """
+    ms = [int(m) for m in ms]
+    seeds = [int(s) for s in seeds]
+    if not ms or min(ms) < 2:
+        raise ValueError(f"`ms` must be batch sizes >= 2, got {ms!r}")
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed")
+    keys = ("train_same", "train_fresh", "eval_batch_params", "eval_running_params")
+    out = {k: np.zeros((len(ms), len(seeds))) for k in keys}
+
+    def dev(y, x):
+        return float(np.sqrt(np.mean((y - x) ** 2)) / np.std(x))
+
+    def train_bn(x, g, b):  # x (..., m, d): statistics over the batch axis -2
+        mean, var = x.mean(-2, keepdims=True), x.var(-2, keepdims=True)
+        return g * (x - mean) / np.sqrt(var + eps) + b
+
+    for i, m in enumerate(ms):
+        for j, seed in enumerate(seeds):
+            rng = np.random.default_rng([seed, m])
+            a = 5.0 * rng.standard_normal((m, d)) + 12.0
+            g, b = np.sqrt(a.var(0) + eps), a.mean(0)          # identity_params(a)
+            out["train_same"][i, j] = dev(train_bn(a, g, b), a)
+            fresh = 5.0 * rng.standard_normal((num_fresh, m, d)) + 12.0
+            out["train_fresh"][i, j] = dev(train_bn(fresh, g, b), fresh)
+            r_mean, r_var = np.zeros(d), np.ones(d)
+            for bt in 5.0 * rng.standard_normal((warmup, m, d)) + 12.0:
+                r_mean = momentum * r_mean + (1 - momentum) * bt.mean(0)
+                r_var = momentum * r_var + (1 - momentum) * bt.var(0, ddof=1)
+            x_hat = (fresh - r_mean) / np.sqrt(r_var + eps)    # eval mode: running statistics
+            out["eval_batch_params"][i, j] = dev(g * x_hat + b, fresh)
+            out["eval_running_params"][i, j] = dev(np.sqrt(r_var + eps) * x_hat + r_mean, fresh)
+    out["ms"] = np.array(ms)
+    return out
+
+
+def eps_std_deviation(z, eps: float = 1e-5) -> dict:
+    """Why BN's output std is not exactly 1: for each feature of z (N, D), the measured
+    1 - std(x_hat) in the dtype of z, the prediction 1 - sqrt(var / (var + eps)) from eps alone,
+    and the measured value with eps = 0 (rounding alone).
+
+    Used in notebooks/04_bn_math.ipynb.
+    """
+    _check_eps(eps)
+    z = _bn._check_array("z", z, min_ndim=2)
+    d = z.shape[-1]
+    ones, zeros = jnp.ones(d, z.dtype), jnp.zeros(d, z.dtype)
+    measured = 1.0 - np.asarray(jnp.std(_bn.batch_norm(z, ones, zeros, eps=eps), axis=0), np.float64)
+    rounding = 1.0 - np.asarray(jnp.std(_bn.batch_norm(z, ones, zeros, eps=0.0), axis=0), np.float64)
+    var = np.asarray(z, np.float64).var(axis=0)
+    predicted = 1.0 - np.sqrt(var / (var + eps))
+    return {"measured": measured, "predicted": predicted, "rounding": rounding, "var": var}

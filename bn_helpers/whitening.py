@@ -20,12 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .compat import is_tracer
+
 __all__ = [
     "covariance", "second_moment", "eigen", "condition_number", "standardize",
     "whitening_matrix", "pca_whiten", "zca_whiten", "whitening_distance",
     "gaussian_from_normal", "four_views", "VIEWS",
-    "ZCAModel", "fit_zca", "zca_view",
-    "time_transforms", "bias_experiment",
+    "ZCAModel", "fit_zca", "zca_view", "rank_report", "whitened_condition",
+    "batch_covariance_study", "time_transforms", "bias_experiment",
 ]
 
 VIEWS = ("raw", "standardized", "PCA-whitened", "ZCA-whitened")
@@ -44,7 +46,7 @@ def _data(x, name: str = "x", *, min_rows: int = 2):
                          f"got shape {arr.shape}")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.float32)
-    if not isinstance(arr, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(arr))):
+    if not is_tracer(arr) and not bool(jnp.all(jnp.isfinite(arr))):
         raise ValueError(f"`{name}` contains NaN or infinite values")
     return arr
 
@@ -290,6 +292,107 @@ def zca_view(model: ZCAModel, x, pixels, eps: float):
     if pixels.size == 0 or pixels.min() < 0 or pixels.max() >= d:
         raise ValueError(f"`pixels` must be indices in [0, {d}), got {pixels!r}")
     return _zca_view(x, model.mean, pixels, model.eigvals, model.eigvecs, np.float32(_eps(eps)))
+
+
+def rank_report(x, *, rare_max: int = 3, cut: float = 1e-9) -> dict:
+    """Why a data set has fewer covariance directions than varying features (float64).
+
+    Returns: "varying" (features with nonzero variance), "rank" (numerical rank of the centred
+    data, NumPy's SVD tolerance), "rare"/"rare_rank" (varying features nonzero in at most
+    `rare_max` examples, and the rank of their columns), "common"/"common_rank" (the other
+    varying features), "rare_examples" (how many examples the rare features are nonzero in),
+    "eigvals" (covariance eigenvalues, descending) and "above_cut" (eigenvalues above
+    cut * largest).
+    Used in notebooks/01_whitening.ipynb.
+    """
+    x = np.asarray(_data(x), dtype=np.float64)
+    xc = x - x.mean(axis=0)
+    varying = x.var(axis=0) > 0
+    inked = (x != 0).sum(axis=0)
+    rare = varying & (inked <= rare_max)
+    common = varying & ~rare
+    with _one_blas_thread():
+        sv = np.linalg.svd(xc, compute_uv=False)
+        rank = int(np.linalg.matrix_rank(xc))
+        rare_rank = int(np.linalg.matrix_rank(xc[:, rare])) if rare.any() else 0
+        common_rank = int(np.linalg.matrix_rank(xc[:, common])) if common.any() else 0
+    eigvals = np.zeros(x.shape[1])
+    eigvals[:len(sv)] = sv**2 / len(x)
+    return {"varying": int(varying.sum()), "rank": rank, "rare": int(rare.sum()),
+            "rare_rank": rare_rank, "common": int(common.sum()), "common_rank": common_rank,
+            "rare_examples": int(len(np.unique(np.nonzero(x[:, rare])[0]))),
+            "eigvals": eigvals, "above_cut": int((eigvals > cut * eigvals[0]).sum())}
+
+
+def whitened_condition(eigvals, eps, cut: float = 1e-9):
+    """Condition number of ZCA-whitened data (the fitted data set itself): its covariance has
+    the eigenvalues lambda / (lambda + eps), so kappa = max / min of those over the directions
+    kept, lambda > cut * lambda_max. `eps` may be an array (one kappa per value).
+
+    Used in notebooks/01_whitening.ipynb.
+    """
+    lam = np.asarray(eigvals, dtype=np.float64)
+    if lam.ndim != 1 or lam.size < 1 or not np.all(np.isfinite(lam)):
+        raise ValueError("`eigvals` must be a 1-D array of finite eigenvalues")
+    if not (isinstance(cut, numbers.Real) and 0 <= cut < 1):
+        raise ValueError(f"`cut` must be a number in [0, 1), got {cut!r}")
+    eps_arr = np.asarray(eps, dtype=np.float64)
+    if not np.all(np.isfinite(eps_arr)) or np.any(eps_arr < 0):
+        raise ValueError(f"`eps` must be finite and >= 0, got {eps!r}")
+    kept = lam[lam > cut * lam.max()]
+    white = kept[:, None] / (kept[:, None] + eps_arr.ravel()[None, :])
+    kappa = white.max(axis=0) / white.min(axis=0)
+    return kappa.reshape(eps_arr.shape) if eps_arr.ndim else float(kappa[0])
+
+
+def batch_covariance_study(x, ms, seeds=(0, 1, 2, 3, 4)) -> dict:
+    """Covariances estimated from mini-batches of m examples against the full data's (float64).
+
+    For each m in `ms` and each seed, a batch of m distinct rows is drawn. Returns arrays of
+    shape (len(ms), len(seeds)): "rank" (numerical rank of the batch covariance, at most m - 1),
+    "rel_error" (||Cov_batch - Cov||_F / ||Cov||_F), "unseen" (share of the full data's
+    variance in directions the batch covariance has no variance in, where a whitening matrix
+    built from the batch can only use eps), "var_error" (||var_batch - var|| / ||var|| for the
+    per-feature variances, all that BN estimates); "spectra" (len(ms), len(seeds), D) the batch
+    covariance eigenvalues, descending; and "full_rank", "full_spectrum" for the whole data.
+    Used in notebooks/01_whitening.ipynb.
+    """
+    x = np.asarray(_data(x), dtype=np.float64)
+    n, d = x.shape
+    ms = [int(m) for m in ms]
+    if not ms or min(ms) < 2 or max(ms) > n:
+        raise ValueError(f"`ms` must be batch sizes between 2 and {n}, got {ms!r}")
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("`seeds` must hold at least one seed")
+    xc = x - x.mean(axis=0)
+    cov = xc.T @ xc / n
+    total = np.trace(cov)
+    var = xc.var(axis=0)
+    out = {k: np.zeros((len(ms), len(seeds))) for k in ("rank", "rel_error", "unseen", "var_error")}
+    out["spectra"] = np.zeros((len(ms), len(seeds), d))
+    with _one_blas_thread():
+        full = np.linalg.svd(xc, compute_uv=False) ** 2 / n
+        out["full_rank"] = int(np.linalg.matrix_rank(xc))
+        for i, m in enumerate(ms):
+            for j, seed in enumerate(seeds):
+                rows = np.random.default_rng([seed, m]).choice(n, m, replace=False)
+                bc = x[rows] - x[rows].mean(axis=0)
+                cov_b = bc.T @ bc / m
+                u, sv, _ = np.linalg.svd(bc.T, full_matrices=False)  # the batch's directions
+                tol = sv.max() * max(bc.shape) * np.finfo(np.float64).eps
+                r = int((sv > tol).sum())
+                q = u[:, :r]
+                out["rank"][i, j] = r
+                out["rel_error"][i, j] = np.linalg.norm(cov_b - cov) / np.linalg.norm(cov)
+                out["unseen"][i, j] = 1.0 - np.trace(q.T @ cov @ q) / total
+                out["var_error"][i, j] = np.linalg.norm(bc.var(axis=0) - var) / np.linalg.norm(var)
+                out["spectra"][i, j, :len(sv)] = sv**2 / m
+    spectrum = np.zeros(d)
+    spectrum[:len(full)] = full
+    out["full_spectrum"] = spectrum
+    out["ms"] = np.array(ms)
+    return out
 
 
 # ---------------------------------------------------------------- cost of whitening

@@ -9,6 +9,7 @@ import pytest
 
 import bn_helpers as bnh
 from bn_helpers.checks import rel_error
+from bn_helpers.compat import enable_x64
 
 gc = bnh.gradcheck
 
@@ -22,7 +23,7 @@ def case(shape=(8, 3), seed=0):
 
 @pytest.fixture
 def x64():
-    with jax.enable_x64(True):
+    with enable_x64(True):
         yield
 
 
@@ -292,3 +293,116 @@ def test_draw_graph_draws_every_node():
     texts = {t.get_text() for t in ax.texts} - {""}  # arrows are empty annotations
     assert r"$\hat x_i$" in texts and r"$\mu_B$" in texts and r"$\sigma_B^2$" in texts
     assert len(texts) == 9
+
+
+# --- issue 11: the corrected claims of notebooks/04_bn_math.ipynb ----------------------------
+
+
+def test_identity_only_at_inference_with_running_statistics():
+    demo = gc.identity_demo((8, 32, 128), (0, 1, 2))
+    assert demo["train_same"].max() < 1e-12             # the batch gamma, beta came from
+    assert demo["eval_running_params"].max() < 1e-12    # eval mode, gamma, beta from running stats
+    assert demo["train_fresh"].min() > 0.1              # fresh batches: far from the identity
+    assert demo["eval_batch_params"].min() > 0.05       # eval mode with batch A's gamma, beta
+    med = np.median(demo["train_fresh"], axis=1)
+    assert med[0] > 0.45 and med[0] > med[1] > med[2]   # shrinks with m, never 0
+
+
+def test_identity_demo_eval_mode_is_apply_batch_norm(x64):
+    # the demo's running averages and eval formula are the package's (momentum on the old value)
+    rng = np.random.default_rng(0)
+    batches = [5 * rng.standard_normal((8, 3)) + 12 for _ in range(5)]
+    params, state = bnh.batchnorm.init_batch_norm(3)
+    for bt in batches:
+        _, state = bnh.batchnorm.apply_batch_norm(params, state, bt, train=True, momentum=0.9)
+    mean, var = np.zeros(3), np.ones(3)
+    for bt in batches:
+        mean, var = 0.9 * mean + 0.1 * bt.mean(0), 0.9 * var + 0.1 * bt.var(0, ddof=1)
+    np.testing.assert_allclose(state["mean"], mean, rtol=1e-12)
+    np.testing.assert_allclose(state["var"], var, rtol=1e-12)
+    x = 5 * rng.standard_normal((50, 3)) + 12
+    run = {"gamma": np.sqrt(var + 1e-5), "beta": mean}
+    y, _ = bnh.batchnorm.apply_batch_norm(run, state, x, train=False)
+    assert rel_error(y, x) < 1e-13
+
+
+def test_cs231n_bands_quoted_right():
+    assert gc.cs231n_band(0.5) == "the gradient is probably wrong"
+    assert gc.cs231n_band(2e-2) == "the gradient is probably wrong"
+    assert gc.cs231n_band(1e-3) == "should make you feel uncomfortable"
+    assert gc.cs231n_band(1e-5) == "too high unless the objective has kinks"
+    assert gc.cs231n_band(1e-7) == gc.cs231n_band(1e-12) == "you should be happy"
+    assert gc.band(1e-7) == "PASS" and gc.band(1e-4) == "CLOSE" and gc.band(2e-4) == "FAIL"
+
+
+def test_float32_cannot_reach_a_1e7_threshold():
+    assert gc.FLOAT32_EPS == pytest.approx(1.19e-7, rel=1e-2) and gc.FLOAT32_EPS > 1e-7
+    for seed in range(3):
+        x, g, b, dy = case(seed=seed)
+        el = gc.gradient_errors(x, g, b, dy)
+        vec = gc.gradient_errors(x, g, b, dy, measure="vector")
+        # even the exact closed form, computed in float32, misses 1e-7 element-wise
+        assert el["closed form in float32"] > 1e-7
+        assert vec["closed form in float32"] > 1e-8
+        assert el["finite differences, float32"] > 1e-3 and vec["finite differences, float32"] > 1e-5
+        # the whole-vector error is below the element-wise maximum
+        for route in el:
+            assert vec[route] <= el[route]
+        assert el["finite differences, float64"] < 1e-7
+
+
+def test_fd_curves_both_measures_three_seeds():
+    hs = np.logspace(-10, 0, 11)
+    for seed in range(3):
+        x, g, b, dy = case(seed=seed)
+        for measure in ("elementwise", "vector"):
+            assert gc.fd_error_curve(x, g, b, dy, hs, dtype=np.float32, measure=measure).min() > 1e-7
+            assert gc.fd_error_curve(x, g, b, dy, hs, dtype=np.float64, measure=measure).min() < 1e-7
+    with pytest.raises(ValueError, match="`measure`"):
+        gc.gradient_errors(*case(), measure="max")
+
+
+def test_vector_rel_error():
+    assert gc.vector_rel_error([1.0, 2.0], [1.0, 2.0]) == 0.0
+    assert gc.vector_rel_error([0.0], [0.0]) == 0.0
+    assert gc.vector_rel_error([1.0, 1e-6], [1.0, -1e-6]) < 1e-5     # a tiny entry does not rule it
+    assert rel_error([1.0, 1e-6], [1.0, -1e-6]) > 0.5                 # it rules the element-wise max
+    assert gc.vector_rel_error([1.0], [np.nan]) == np.inf
+    with pytest.raises(ValueError, match="shapes differ"):
+        gc.vector_rel_error([1.0], [1.0, 2.0])
+
+
+def test_bn_output_std_below_one_is_eps_not_rounding():
+    digits = bnh.data.load_dataset("mnist5k")
+    images = jnp.asarray(digits.x_test[:500])
+    k_w, k_b = jax.random.split(jax.random.PRNGKey(0))
+    z = images @ (0.1 * jax.random.normal(k_w, (784, 100))) + jax.random.normal(k_b, (100,))
+    dev = gc.eps_std_deviation(z, eps=1e-5)
+    assert np.abs(dev["measured"]).max() > 1e-5                       # what the notebook prints
+    assert np.abs(dev["measured"] - dev["predicted"]).max() < 1e-6    # eps explains it
+    assert np.abs(dev["rounding"]).max() < 1e-6                       # rounding alone is smaller
+    assert np.abs(dev["measured"]).max() > 30 * np.abs(dev["rounding"]).max()
+
+
+def _notebook_text():
+    import pathlib
+
+    import nbformat
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "04_bn_math.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    return nb, "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def test_notebook_cites_and_quotes_right():
+    nb, text = _notebook_text()
+    assert nb.cells[-1].cell_type == "markdown" and nb.cells[-1].source.startswith("## References")
+    refs = nb.cells[-1].source
+    for name in ("Arora", "Hoffer", "van Laarhoven", "Ioffe", "CS231n", "Dive into Deep Learning",
+                 "23d7a5ae"):
+        assert name in refs, name
+    for quote in ('"probably\nwrong"', "should make you feel uncomfortable", '"you should be happy"',
+                  "identity transform", "machine epsilon"):
+        assert quote in text, quote
+    assert "can\nalways fall back to the identity" not in text
+    assert "One popular textbook" not in text

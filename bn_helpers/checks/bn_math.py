@@ -1,146 +1,434 @@
-"""Checks for the BN forward and backward exercises (float64, shifted inputs, random gamma/beta).
+"""Checks for the BN forward, backward and convolution exercises (float64, shifted inputs,
+random gamma/beta, several shapes and eps values).
+
+Each check runs the student's function on several cases, reports the worst relative error, and
+names the mistake it recognizes by computing what each usual mistake returns on the same cases
+(forgotten eps, eps outside the square root, unbiased variance, wrong axis, missing gamma/beta,
+sign errors, missing backward paths, swapped outputs, NCHW axes on NHWC data, ...).
 
 Used in notebooks/00_start_here.ipynb and notebooks/04_bn_math.ipynb.
 """
 
 from __future__ import annotations
 
-import jax
+import inspect
+
 import numpy as np
 
-from .. import batchnorm as _bn
-from ._core import Verdict, compare_output, failed, rel_error, run_student, verdict
+from ._core import CheckFailed, Verdict, as_array, check, grading_mode, rel_error, student, verdict
+from ..compat import enable_x64
+
+MATCH = 1e-5  # an answer within this relative error of a known mistake is named as that mistake
+
+GENERIC_FORWARD = "compare mean, var, x_hat and y one at a time with a tiny batch"
 
 
-def _case(seed: int, shape=(16, 5), feature_axis=-1):
+# --- cases ----------------------------------------------------------------------------------
+
+
+def _case(seed: int, shape=(16, 5)):
+    """x = 5 randn + 12 (shifted, so a missing mean shows) with its last feature of std 0.05
+    (variance 2.5e-3, so eps = 1e-5 already changes the output by about 0.2 %), random
+    gamma in [0.5, 2], beta and upstream gradient dy."""
     rng = np.random.default_rng(seed)
-    x = 5.0 * rng.standard_normal(shape) + 12.0  # shifted, so a missing mean cannot hide
-    c = shape[feature_axis]
-    gamma = rng.uniform(0.5, 2.0, c)
-    beta = rng.standard_normal(c)
+    x = 5.0 * rng.standard_normal(shape) + 12.0
+    x[:, -1] = 0.05 * rng.standard_normal(shape[0]) + 3.0
+    d = shape[-1]
+    gamma = rng.uniform(0.5, 2.0, d)
+    beta = rng.standard_normal(d)
     dy = rng.standard_normal(shape)
     return x, gamma, beta, dy
 
 
-def _forward_hint(y, x, gamma, beta):
-    y = np.asarray(y, dtype=np.float64)
-    if y.shape != x.shape:
-        return f"output shape {y.shape}, expected {x.shape}"
-    ref_axis1 = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-5)
-    if np.allclose(y, gamma * ref_axis1 + beta, atol=1e-6):
-        return "you normalized each example (axis=1); BN averages over the batch, axis=0"
-    if np.allclose(y, (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-5), atol=1e-6):
-        return "gamma and beta are missing: y = gamma * x_hat + beta"
-    if np.allclose(y, gamma * (x - x.mean(0)) / np.sqrt(x.var(0, ddof=1) + 1e-5) + beta, atol=1e-6):
-        return "use the biased variance (divide by m, not m-1) in training mode"
-    if np.allclose(y, gamma * (x - x.mean(0)) / (x.std(0) + 1e-5) + beta, atol=1e-4):
-        return "eps goes inside the square root: sqrt(var + eps)"
-    return "compare mean, var, x_hat and y one at a time with a tiny batch"
+def _forward_cases(eps: float):
+    """(x, gamma, beta, eps, pass_eps): the default eps first, then other shapes and eps values
+    (passed as the 4th argument), so a hard-coded output or a hard-coded eps fails."""
+    specs = [(0, (16, 5), eps, False), (1, (7, 3), 1e-3, True), (2, (32, 4), 0.1, True)]
+    if grading_mode():
+        specs += [(10, (5, 6), 1e-5, True), (11, (64, 2), 0.3, True)]
+    return [(*_case(seed, shape)[:3], e, pass_eps) for seed, shape, e, pass_eps in specs]
 
 
+# --- the usual forward mistakes, computed -------------------------------------------------
+
+
+def _bn(x, g, b, eps, *, axis=0, ddof=0, centre=True, var="centred", root="inside"):
+    mean = x.mean(axis=axis, keepdims=True)
+    xc = x - mean if centre else x
+    if var == "centred":
+        v = x.var(axis=axis, ddof=ddof, keepdims=True)
+    else:  # the uncentred second moment, mean(x**2)
+        v = (x**2).mean(axis=axis, keepdims=True)
+    if root == "inside":
+        s = np.sqrt(v + eps)
+    elif root == "outside":
+        s = np.sqrt(v) + eps
+    else:  # no square root
+        s = v + eps
+    return g * xc / s + b
+
+
+FORWARD_MISTAKES = (
+    ("forgot eps", lambda x, g, b, e: _bn(x, g, b, 0.0),
+     "eps is missing: divide by sqrt(var + eps), not sqrt(var)"),
+    ("eps outside the square root", lambda x, g, b, e: _bn(x, g, b, e, root="outside"),
+     "eps goes inside the square root: sqrt(var + eps), not sqrt(var) + eps"),
+    ("eps ignored", lambda x, g, b, e: _bn(x, g, b, 1e-5),
+     "your function ignores its eps argument (it always uses 1e-5): use the eps passed in"),
+    ("unbiased variance", lambda x, g, b, e: _bn(x, g, b, e, ddof=1),
+     "use the biased variance (divide by N, not N-1) in training mode"),
+    ("axis 1", lambda x, g, b, e: _bn(x, g, b, e, axis=1),
+     "you normalized each example (axis=1); BN averages over the batch, axis=0"),
+    ("whole array", lambda x, g, b, e: _bn(x, g, b, e, axis=None),
+     "you took one mean and one variance over the whole array; BN takes one per feature, axis=0"),
+    ("no gamma, no beta", lambda x, g, b, e: _bn(x, 1.0, 0.0, e),
+     "gamma and beta are missing: y = gamma * x_hat + beta"),
+    ("no gamma", lambda x, g, b, e: _bn(x, 1.0, b, e),
+     "gamma is missing: y = gamma * x_hat + beta"),
+    ("no beta", lambda x, g, b, e: _bn(x, g, 0.0, e),
+     "beta is missing: y = gamma * x_hat + beta"),
+    ("gamma and beta swapped", lambda x, g, b, e: _bn(x, b, g, e),
+     "gamma and beta are swapped: multiply by gamma, then add beta"),
+    ("no mean", lambda x, g, b, e: _bn(x, g, b, e, centre=False),
+     "subtract the batch mean first: x_hat = (x - mean) / sqrt(var + eps)"),
+    ("uncentred variance", lambda x, g, b, e: _bn(x, g, b, e, var="moment"),
+     "the variance is the mean of (x - mean)**2, not of x**2"),
+    ("no square root", lambda x, g, b, e: _bn(x, g, b, e, root="none"),
+     "divide by the standard deviation sqrt(var + eps), not by the variance"),
+)
+
+
+def _takes_args(fn, n: int) -> bool:
+    """True unless fn's signature clearly cannot take n positional arguments."""
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except TypeError:
+        return False
+    except ValueError:  # no signature (a builtin): just try it
+        return True
+    return True
+
+
+def _named(outputs, mistakes, cases):
+    """The hint of the first mistake whose outputs match `outputs` on every case, else None."""
+    for _key, wrong, hint in mistakes:
+        refs = [wrong(*c) for c in cases]
+        if all(np.shape(o) == np.shape(r) and rel_error(o, r) < MATCH
+               for o, r in zip(outputs, refs, strict=True)):
+            return hint
+    return None
+
+
+def _array(got, x_shape, what):
+    """as_array with a transpose named: (D, N) instead of (N, D)."""
+    if getattr(got, "shape", None) is not None and len(x_shape) == 2 \
+            and tuple(got.shape) == tuple(x_shape[::-1]) != tuple(x_shape):
+        raise CheckFailed(f"{what} has shape {tuple(got.shape)}, expected {tuple(x_shape)}",
+                          f"{what} is transposed: keep the shape (N, D) of x")
+    return as_array(got, x_shape, what=what)
+
+
+@check("batch_norm forward")
 def check_batch_norm_forward(fn, *, eps: float = 1e-5) -> Verdict:
-    """Check fn(x, gamma, beta) -> y against `bn_helpers.batch_norm` on (N, D) data.
+    """Check fn(x, gamma, beta[, eps]) -> y against Algorithm 1 on several (N, D) batches.
 
+    The first case calls fn(x, gamma, beta) with the default eps; the others pass eps as the
+    4th argument (1e-3, 0.1, and more under the grader) and use other shapes.
     Used in notebooks/00_start_here.ipynb and notebooks/04_bn_math.ipynb.
     """
     name = "batch_norm forward"
-    with jax.enable_x64(True):
-        x, gamma, beta, _ = _case(0)
-        y = run_student(name, fn, x, gamma, beta)
-        return compare_output(name, y, _bn.batch_norm(x, gamma, beta, eps=eps),
-                              lambda got: _forward_hint(got, x, gamma, beta))
+    cases = _forward_cases(eps)
+    with enable_x64(True):
+        outputs, errs = [], []
+        for x, g, b, e, pass_eps in cases:
+            if pass_eps and not _takes_args(fn, 4):  # after the default case ran
+                raise CheckFailed("your function takes no eps argument",
+                                  "define it as my_batch_norm(x, gamma, beta, eps=1e-5) and use eps")
+            got = student(fn, x, g, b, e) if pass_eps else student(fn, x, g, b)
+            got = _array(got, x.shape, "output")
+            outputs.append(got)
+            errs.append(rel_error(got, _bn(x, g, b, e)))
+        worst = max(errs)
+        hint = "" if worst <= 1e-7 else (
+            _named(outputs, FORWARD_MISTAKES, [c[:4] for c in cases]) or GENERIC_FORWARD)
+        return verdict(name, worst, tol=1e-7, what=f"max rel error over {len(cases)} batches",
+                       hint=hint)
 
 
+# --- backward -------------------------------------------------------------------------------
+
+
+def _grads(dy, x, g, eps, *, ddof=0, dx_kind="right", dgamma_kind="right", dbeta_kind="right"):
+    """(dx, dgamma, dbeta) of sum(dy * BN(x)), right or with one of the usual mistakes."""
+    mean = x.mean(0)
+    var = x.var(0, ddof=ddof)
+    inv = 1.0 / np.sqrt(var + eps)
+    x_hat = (x - mean) * inv
+    mdy, mdyx = dy.mean(0), (dy * x_hat).mean(0)
+    dx = {
+        "right": g * inv * (dy - mdy - x_hat * mdyx),
+        "no mean path": g * inv * (dy - x_hat * mdyx),
+        "no variance path": g * inv * (dy - mdy),
+        "direct only": g * inv * dy,
+        "no gamma": inv * (dy - mdy - x_hat * mdyx),
+        "sums not means": g * inv * (dy - dy.sum(0) - x_hat * (dy * x_hat).sum(0)),
+        "negative": -g * inv * (dy - mdy - x_hat * mdyx),
+    }[dx_kind]
+    dgamma = {
+        "right": (dy * x_hat).sum(0),
+        "no x_hat": dy.sum(0),
+        "x not x_hat": (dy * x).sum(0),
+        "mean": (dy * x_hat).mean(0),
+        "times gamma": (dy * x_hat).sum(0) * g,
+        "negative": -(dy * x_hat).sum(0),
+    }[dgamma_kind]
+    dbeta = {
+        "right": dy.sum(0),
+        "mean": dy.mean(0),
+        "negative": -dy.sum(0),
+        "times gamma": dy.sum(0) * g,
+    }[dbeta_kind]
+    return dx, dgamma, dbeta
+
+
+BACKWARD_MISTAKES = {
+    "dx": (
+        ("negative", "dx has the wrong sign"),
+        ("no mean path", "the path through the mean is missing: subtract the batch mean of dy "
+                         "(dx must sum to 0 over the batch)"),
+        ("no variance path", "the path through the variance is missing: also subtract "
+                             "x_hat * mean(dy * x_hat)"),
+        ("direct only", "only the direct path: dx also flows through the mean and through the "
+                        "variance (three paths)"),
+        ("no gamma", "dx is missing the factor gamma (dL/dx_hat = gamma * dy)"),
+        ("sums not means", "the closed form subtracts batch *means* of dy and dy * x_hat: "
+                           "divide those sums by N"),
+        ("unbiased", "use the biased variance (divide by N, not N-1), as the forward pass does"),
+        ("no eps", "eps is missing in dx: x_hat and the factor 1/sqrt(var + eps) both use it"),
+    ),
+    "dgamma": (
+        ("negative", "dgamma has the wrong sign"),
+        ("no x_hat", "dgamma = sum over the batch of dy * x_hat: you left out x_hat"),
+        ("x not x_hat", "dgamma multiplies dy by x_hat, the normalized input, not by x"),
+        ("mean", "dgamma is a sum over the batch, not a mean"),
+        ("times gamma", "dgamma = sum(dy * x_hat) has no factor gamma"),
+        ("unbiased", "use the biased variance (divide by N, not N-1) for x_hat"),
+        ("no eps", "eps is missing in x_hat: x_hat = (x - mean) / sqrt(var + eps)"),
+    ),
+    "dbeta": (
+        ("negative", "dbeta has the wrong sign"),
+        ("mean", "dbeta is a sum over the batch of dy, not a mean"),
+        ("times gamma", "dbeta = sum(dy) has no factor gamma"),
+    ),
+}
+BACKWARD_GENERIC = {
+    "dx": "dx has three paths: through x_hat directly, through the mean and through the "
+          "variance; dx should sum to 0 over the batch",
+    "dgamma": "dgamma = sum over the batch of dy * x_hat",
+    "dbeta": "dbeta = sum over the batch of dy",
+}
+_ORDER = ("dx", "dgamma", "dbeta")
+
+
+def _backward_mistake(part, kind, dy, x, g, eps):
+    if kind == "unbiased":
+        return _grads(dy, x, g, eps, ddof=1)[_ORDER.index(part)]
+    if kind == "no eps":
+        return _grads(dy, x, g, 0.0)[_ORDER.index(part)]
+    return _grads(dy, x, g, eps, **{f"{part}_kind": kind})[_ORDER.index(part)]
+
+
+def _backward_cases():
+    specs = [(1, (16, 5)), (3, (9, 3))]
+    if grading_mode():
+        specs += [(12, (40, 2)), (13, (6, 7))]
+    return [_case(seed, shape) for seed, shape in specs]
+
+
+@check("batch_norm backward")
 def check_batch_norm_backward(fn, *, eps: float = 1e-5) -> Verdict:
-    """Check fn(dy, x, gamma) -> (dx, dgamma, dbeta) against autodiff (`jax.vjp`) in float64.
+    """Check fn(dy, x, gamma) -> (dx, dgamma, dbeta) against the float64 closed form (equal to
+    `jax.vjp` of the forward pass) on several shifted batches, gradient by gradient.
 
     Used in notebooks/04_bn_math.ipynb.
     """
     name = "batch_norm backward"
-    with jax.enable_x64(True):
-        x, gamma, beta, dy = _case(1)
-        out = run_student(name, fn, dy, x, gamma)
-        if out is None:
-            return failed(name)
-        if not isinstance(out, (tuple, list)) or len(out) != 3:
-            return verdict(name, np.inf, hint="return a tuple (dx, dgamma, dbeta)")
-        _, vjp = jax.vjp(lambda a, g, b: _bn.batch_norm(a, g, b, eps=eps), x, gamma, beta)
-        refs = vjp(dy)
-        errs = {}
-        for label, got, ref in zip(("dx", "dgamma", "dbeta"), out, refs):
-            if np.shape(got) != np.shape(ref):
-                return verdict(name, np.inf, hint=f"{label} has shape {np.shape(got)}, "
-                                                  f"expected {np.shape(ref)}")
-            errs[label] = rel_error(got, ref)
+    cases = _backward_cases()
+    with enable_x64(True):
+        got_all = {p: [] for p in _ORDER}
+        errs = {p: 0.0 for p in _ORDER}
+        for x, g, _b, dy in cases:
+            out = student(fn, dy, x, g)
+            if out is None:
+                raise CheckFailed("output is None", "your function returned None: did you "
+                                                    "forget `return`?")
+            if not isinstance(out, (tuple, list)) or len(out) != 3:
+                raise CheckFailed(f"output is a {type(out).__name__}"
+                                  + (f" of length {len(out)}" if isinstance(out, (tuple, list))
+                                     else ""),
+                                  "return a tuple (dx, dgamma, dbeta)")
+            shapes = [tuple(np.shape(o)) if hasattr(o, "shape") else None for o in out]
+            if shapes[0] == (x.shape[1],) and shapes[2] == x.shape:
+                raise CheckFailed(f"the first output has shape {shapes[0]}, expected {x.shape}",
+                                  "return (dx, dgamma, dbeta) in that order")
+            dx = _array(out[0], x.shape, "dx")
+            dgamma = as_array(out[1], (x.shape[1],), what="dgamma")
+            dbeta = as_array(out[2], (x.shape[1],), what="dbeta")
+            refs = _grads(dy, x, g, eps)
+            for part, got, ref in zip(_ORDER, (dx, dgamma, dbeta), refs, strict=True):
+                got_all[part].append(got)
+                errs[part] = max(errs[part], rel_error(got, ref))
         worst = max(errs, key=errs.get)
-        hints = {
-            "dx": "dx has three paths: through x_hat directly, through the mean and through "
-                  "the variance; dx should sum to 0 over the batch",
-            "dgamma": "dgamma = sum over the batch of dy * x_hat",
-            "dbeta": "dbeta = sum over the batch of dy",
-        }
-        return verdict(name, errs[worst], tol=1e-7,
-                       what=f"max rel error ({worst})", hint=hints[worst])
+        if errs[worst] <= 1e-7:
+            return verdict(name, errs[worst], what=f"max rel error ({worst})")
+        swapped = all(rel_error(a, _grads(dy, x, g, eps)[2]) < MATCH
+                      and rel_error(b, _grads(dy, x, g, eps)[1]) < MATCH
+                      for a, b, (x, g, _b, dy) in zip(got_all["dgamma"], got_all["dbeta"], cases,
+                                                      strict=True))
+        if swapped:
+            hint = "dgamma and dbeta are swapped: return (dx, dgamma, dbeta) in that order"
+        else:
+            hints = []
+            for part in _ORDER:
+                if errs[part] <= 1e-7:
+                    continue
+                found = next((h for kind, h in BACKWARD_MISTAKES[part]
+                              if all(rel_error(o, _backward_mistake(part, kind, dy, x, g, eps))
+                                     < MATCH for o, (x, g, _b, dy)
+                                     in zip(got_all[part], cases, strict=True))),
+                             BACKWARD_GENERIC[part])
+                hints.append((part, found))
+            hint = hints[0][1] if len(hints) == 1 else "; ".join(f"{p}: {h}" for p, h in hints)
+        return verdict(name, errs[worst], tol=1e-7, what=f"max rel error ({worst})", hint=hint)
 
 
-def _conv_case(seed: int, layout: str):
-    """A shifted NHWC or NCHW batch whose channels have very different means and scales."""
+# --- convolutions ---------------------------------------------------------------------------
+
+
+def _conv_case(seed: int, layout: str, shape=(4, 5, 6, 3)):
+    """A shifted NHWC or NCHW batch whose channels have very different means and scales and
+    whose image rows differ a little (so per-row statistics show)."""
     rng = np.random.default_rng(seed)
-    n, h, w, c = 4, 5, 6, 3
+    n, h, w, c = shape
     x = rng.standard_normal((n, h, w, c)) * (1.0 + np.arange(c)) + 10.0 * np.arange(c) + 5.0
-    x = x + rng.standard_normal((1, h, 1, 1))  # rows differ a little, so per-row statistics show
+    x = x + rng.standard_normal((1, h, 1, 1))
     gamma = rng.uniform(0.5, 2.0, c)
     beta = rng.standard_normal(c)
     if layout == "NCHW":
         x = np.transpose(x, (0, 3, 1, 2))
-    return x, gamma, beta
+    return x, gamma, beta, 3 if layout == "NHWC" else 1
 
 
-def _conv_hint(y, x, gamma, beta, channel_axis, eps):
-    """Name the likely mistake by comparing with the usual wrong versions."""
+def _conv_cases():
+    specs = [(2, "NHWC", (4, 5, 6, 3)), (2, "NCHW", (4, 5, 6, 3)),
+             (5, "NCHW", (3, 4, 3, 3)), (6, "NHWC", (2, 3, 4, 5))]
+    if grading_mode():
+        specs += [(14, "NHWC", (5, 2, 3, 4)), (15, "NCHW", (2, 6, 5, 2))]
+    return [_conv_case(seed, layout, shape) for seed, layout, shape in specs]
+
+
+def _conv_bn(x, g, b, ca, eps, *, axes=None, ddof=0, root="inside", reshape=True):
+    others = tuple(i for i in range(4) if i != ca)
+    axes = others if axes is None else axes
     shape = [1] * 4
-    shape[channel_axis] = -1
-    g, b = gamma.reshape(shape), beta.reshape(shape)
-
-    def norm(axes, ddof=0):
-        m = x.mean(axis=axes, keepdims=True)
-        return g * (x - m) / np.sqrt(x.var(axis=axes, keepdims=True, ddof=ddof) + eps) + b
-
-    if channel_axis == 3 and np.allclose(y, norm((0, 2, 3)), atol=1e-6):
-        return ("on NHWC data you averaged over (0, 2, 3), NCHW's axes: that gives one mean per "
-                "image row; average over (0, 1, 2), every axis but the channel's")
-    if np.allclose(y, norm((0,)), atol=1e-6):
-        return ("you averaged over the batch axis only (one mean per pixel); a conv channel "
-                "shares its statistics over N, H and W")
-    others = tuple(i for i in range(4) if i != channel_axis)
-    if np.allclose(y, norm(others, ddof=1), atol=1e-6):
-        return "use the biased variance (divide by N*H*W, not N*H*W - 1)"
-    return (f"for channel_axis={channel_axis}, average over axes {others} and reshape gamma and "
-            "beta so they broadcast along the channel axis")
+    shape[ca] = -1
+    if reshape:
+        g, b = np.reshape(g, shape), np.reshape(b, shape)
+    m = x.mean(axis=axes, keepdims=True)
+    v = x.var(axis=axes, keepdims=True, ddof=ddof)
+    s = np.sqrt(v + eps) if root == "inside" else np.sqrt(v) + eps if root == "outside" \
+        else np.sqrt(v)
+    return g * (x - m) / s + b
 
 
+def _nchw_axes(x, g, b, ca, eps):
+    return _conv_bn(x, g, b, ca, eps, axes=(0, 2, 3)) if ca == 3 else None
+
+
+def _nhwc_axes(x, g, b, ca, eps):
+    return _conv_bn(x, g, b, ca, eps, axes=(0, 1, 2)) if ca == 1 else None
+
+
+def _either(x, g, b, ca, eps, nhwc_fn):
+    """A mistake that only shows in one layout: the right answer in the other."""
+    wrong = nhwc_fn(x, g, b, ca, eps)
+    return _conv_bn(x, g, b, ca, eps) if wrong is None else wrong
+
+
+def _unreshaped(x, g, b, ca, eps):
+    """gamma and beta (C,) left unreshaped: NumPy broadcasts them along the last axis."""
+    if ca == 3 or x.shape[3] == len(g):
+        return _conv_bn(x, g, b, ca, eps, reshape=False)
+    return None
+
+
+CONV_MISTAKES = (
+    ("NCHW axes on NHWC", lambda *a: _either(*a, _nchw_axes),
+     "on NHWC data you averaged over (0, 2, 3), NCHW's axes: that gives one mean per image row; "
+     "average over (0, 1, 2), every axis but the channel's"),
+    ("NHWC axes on NCHW", lambda *a: _either(*a, _nhwc_axes),
+     "on NCHW data (channel_axis=1) you averaged over (0, 1, 2), NHWC's axes: use every axis "
+     "but channel_axis, here (0, 2, 3)"),
+    ("batch axis only", lambda x, g, b, ca, e: _conv_bn(x, g, b, ca, e, axes=(0,)),
+     "you averaged over the batch axis only (one mean per pixel); a conv channel shares its "
+     "statistics over N, H and W"),
+    ("per image and channel", lambda x, g, b, ca, e: _conv_bn(
+        x, g, b, ca, e, axes=tuple(i for i in range(1, 4) if i != ca)),
+     "you took statistics per image and channel (over H and W only, instance norm); BN also "
+     "averages over the batch axis"),
+    ("per image", lambda x, g, b, ca, e: _conv_bn(x, g, b, ca, e, axes=(1, 2, 3)),
+     "you normalized each image separately (over H, W and C); BN takes one mean per channel "
+     "over N, H and W"),
+    ("unbiased variance", lambda x, g, b, ca, e: _conv_bn(x, g, b, ca, e, ddof=1),
+     "use the biased variance (divide by N*H*W, not N*H*W - 1)"),
+    ("forgot eps", lambda x, g, b, ca, e: _conv_bn(x, g, b, ca, e, root="none"),
+     "eps is missing: divide by sqrt(var + eps)"),
+    ("eps outside", lambda x, g, b, ca, e: _conv_bn(x, g, b, ca, e, root="outside"),
+     "eps goes inside the square root: sqrt(var + eps), not sqrt(var) + eps"),
+    ("gamma not reshaped", _unreshaped,
+     "gamma and beta broadcast along the last axis: reshape them so their C values lie along "
+     "channel_axis, e.g. (1, C, 1, 1) for NCHW"),
+    ("no gamma, no beta", lambda x, g, b, ca, e: _conv_bn(x, np.ones_like(g), np.zeros_like(b),
+                                                          ca, e),
+     "gamma and beta are missing: y = gamma * x_hat + beta, per channel"),
+)
+
+
+@check("batch_norm conv (NHWC and NCHW)")
 def check_batch_norm_conv(fn, *, eps: float = 1e-5) -> Verdict:
     """Check fn(x, gamma, beta, channel_axis) -> y, BN with per-channel statistics over
-    (N, H, W), on NHWC (channel_axis=3) and NCHW (channel_axis=1) data in float64.
-
-    The value reported is the worse of the two layouts' relative errors.
+    (N, H, W), on NHWC (channel_axis=3) and NCHW (channel_axis=1) batches of several shapes
+    in float64. The value reported is the worst case's relative error.
 
     Used in notebooks/04_bn_math.ipynb.
     """
     name = "batch_norm conv (NHWC and NCHW)"
-    with jax.enable_x64(True):
-        errs, hints = {}, {}
-        for layout, axis in (("NHWC", 3), ("NCHW", 1)):
-            x, gamma, beta = _conv_case(2, layout)
-            y = run_student(name, fn, x, gamma, beta, axis)
-            if y is None:
-                return failed(name)
-            if np.shape(y) != x.shape:
-                return verdict(name, np.inf, what=f"{layout} max rel error",
-                               hint=f"{layout} output has shape {np.shape(y)}, expected {x.shape}")
-            ref = np.asarray(_bn.batch_norm(x, gamma, beta, eps=eps, feature_axis=axis))
-            errs[layout] = rel_error(y, ref)
-            hints[layout] = _conv_hint(np.asarray(y, dtype=np.float64), x, gamma, beta, axis, eps)
-        worst = max(errs, key=errs.get)
-        return verdict(name, errs[worst], tol=1e-7, what=f"max rel error ({worst})",
-                       hint=hints[worst])
+    cases = _conv_cases()
+    with enable_x64(True):
+        outputs, errs = [], []
+        for x, g, b, ca in cases:
+            layout = "NHWC" if ca == 3 else "NCHW"
+            try:
+                got = student(fn, x, g, b, ca)
+            except CheckFailed as err:
+                if "broadcast" in err.what.lower() or "incompatible shapes" in err.what.lower():
+                    raise CheckFailed(f"{layout}: {err.what}", CONV_MISTAKES[8][2]) from None
+                raise
+            got = as_array(got, x.shape, what=f"{layout} output")
+            outputs.append(got)
+            errs.append((rel_error(got, _conv_bn(x, g, b, ca, eps)), layout))
+        worst, layout = max(errs)
+        hint = ""
+        if worst > 1e-7:
+            hint = None
+            for _key, wrong, text in CONV_MISTAKES:
+                refs = [wrong(x, g, b, ca, eps) for x, g, b, ca in cases]
+                if all(r is not None and rel_error(o, r) < MATCH
+                       for o, r in zip(outputs, refs, strict=True)):
+                    hint = text
+                    break
+            if hint is None:
+                others = tuple(i for i in range(4) if i != (3 if layout == "NHWC" else 1))
+                hint = (f"for {layout} data, average over axes {others} and reshape gamma and "
+                        "beta so they broadcast along the channel axis")
+        return verdict(name, worst, tol=1e-7, what=f"max rel error ({layout})", hint=hint)
