@@ -23,9 +23,11 @@ import numpy as np
 from . import plots, toydata, widgets
 from .mlp import MLP
 from .train import cross_entropy
+from .compat import enable_x64
 
 __all__ = ["LOSSES", "MODES", "MAX_STEPS", "make_inputs", "loss_value", "minimum", "hessian",
-           "readout", "descend", "steps_to_converge", "convergence_vs_kappa", "same_sign_fraction",
+           "readout", "hessian_eigs", "max_stable_lr", "descend", "steps_to_converge",
+           "convergence_vs_kappa", "offset_table", "next_layer_inputs", "same_sign_fraction",
            "sign_inputs", "per_example_gradients", "sgd_path", "order_indices", "order_experiment",
            "loss_grid", "explorer"]
 
@@ -37,6 +39,8 @@ BLOWUP = 1e4             # a path this far from the minimum has diverged: it sto
 START = (-2.5, 1.0)      # start of every descent, relative to the minimum
 WINDOW = 3.0             # the contour plot shows w - w* in [-WINDOW, WINDOW]^2
 CORR, SEPARATION = 0.6, 2.0
+LR_EXP_STEP, LR_EXP_MAX = 0.05, 1.5          # the learning-rate slider: notches 10^(-3 + 0.05 k)
+LR_DEFAULT = round(10 ** -0.9, 4)            # 0.1259, a notch
 
 
 def _positive(name, value, *, allow_zero=False):
@@ -140,15 +144,40 @@ def hessian(x, t, loss="quadratic", w=None):
     return jax.hessian(partial(_loss, kind))(w, x, t)
 
 
+def _facts(lo: float, hi: float) -> dict:
+    kappa = hi / lo
+    return {"lam_min": lo, "lam_max": hi, "kappa": kappa, "lr_max": 2 / hi,
+            "lr_best": 2 / (hi + lo), "contraction": (kappa - 1) / (kappa + 1),
+            "lr_steep": 1 / hi}
+
+
+def hessian_eigs(loss_fn, w):
+    """Eigenvalues (ascending) of the Hessian of loss_fn, a function of two weights, at w.
+
+    The reference answer of exercise 1 in notebooks/02_zigzag.ipynb.
+    """
+    return jnp.linalg.eigvalsh(jax.hessian(loss_fn)(jnp.asarray(w, jnp.float32)))
+
+
+def max_stable_lr(x, t, loss="quadratic") -> float:
+    """2/lam_max of the loss's Hessian at its minimum: the largest stable rate of plain GD.
+
+    The reference answer of exercise 2 in notebooks/02_zigzag.ipynb.
+    """
+    return readout(x, t, loss)["lr_max"]
+
+
 def readout(x, t, loss="quadratic") -> dict:
-    """Hessian facts at the minimum: lam_min, lam_max, kappa, lr_max = 2/lam_max and
-    lr_best = 1/lam_max.
+    """Hessian facts at the minimum: lam_min, lam_max, kappa; lr_max = 2/lam_max (stability
+    limit); lr_best = 2/(lam_max + lam_min), the fixed step with the fastest worst-case
+    convergence, at which every direction shrinks by contraction = (kappa - 1)/(kappa + 1) per
+    step; lr_steep = 1/lam_max (fixes the steepest direction in one step).
 
     Used in notebooks/02_zigzag.ipynb.
     """
     kind = _choice("loss", loss, LOSSES)
     lo, hi = (float(v) for v in _hessian_eigs(kind, _minimum(kind, x, t), x, t))
-    return {"lam_min": lo, "lam_max": hi, "kappa": hi / lo, "lr_max": 2 / hi, "lr_best": 1 / hi}
+    return _facts(lo, hi)
 
 
 # ---------------------------------------------------------------- gradient descent
@@ -225,15 +254,18 @@ def steps_to_converge(kappa, *, lr=None, momentum=0.0, tol=1e-6, max_steps: int 
         raise ValueError(f"`momentum` must be in [0, 1), got {momentum!r}")
     shape = np.broadcast_shapes(kappa.shape, lr.shape, momentum.shape)
     args = [np.broadcast_to(a, shape).reshape(-1) for a in (kappa, lr, momentum)]
-    with jax.enable_x64(True):
+    with enable_x64(True):
         out = np.asarray(_steps_quadratic(*(jnp.asarray(a) for a in args), int(max_steps), tol))
     return int(out[0]) if shape == () else out
 
 
 def convergence_vs_kappa(kappas, tol=1e-6) -> dict:
-    """Measured and theoretical steps to converge for each kappa: plain GD at lr = 1/lam_max
-    (theory ln(1/tol) / -ln(1 - 1/kappa), about kappa ln(1/tol)) and heavy ball with Polyak's
-    tuned lr and momentum (theory ln(1/tol) / -ln((sqrt(k) - 1) / (sqrt(k) + 1)), about sqrt(k)).
+    """Measured and theoretical steps to converge for each kappa, on eigenvalues 1 and 1/kappa:
+    plain GD at LeCun's eta = 1/lam_max ("gd"; theory ln(1/tol) / -ln(1 - 1/kappa), about
+    kappa ln(1/tol)), plain GD at the best fixed step 2/(lam_max + lam_min) ("gd_best"; theory
+    ln(1/tol) / -ln((kappa - 1)/(kappa + 1)), about kappa ln(1/tol) / 2) and heavy ball with
+    Polyak's tuned lr and momentum ("momentum"; theory ln(1/tol) / -ln((sqrt(k) - 1) / (sqrt(k) + 1)),
+    about sqrt(k) ln(1/tol) / 2).
 
     Used in notebooks/02_zigzag.ipynb.
     """
@@ -245,9 +277,52 @@ def convergence_vs_kappa(kappas, tol=1e-6) -> dict:
     return {"kappa": k,
             "gd": steps_to_converge(k, tol=tol, max_steps=max_steps),
             "gd_theory": math.log(1 / tol) / -np.log(1 - 1 / k),
+            "gd_best": steps_to_converge(k, lr=2 / (1 + 1 / k), tol=tol, max_steps=max_steps),
+            "gd_best_theory": math.log(1 / tol) / -np.log((k - 1) / (k + 1)),
             "momentum": steps_to_converge(k, lr=4 / (1 + 1 / np.sqrt(k)) ** 2, momentum=r ** 2,
                                           tol=tol, max_steps=max_steps),
             "momentum_theory": math.log(1 / tol) / -np.log(r)}
+
+
+def offset_table(scales, offsets, seeds=(0, 1, 2)) -> dict:
+    """Quadratic-loss Hessian facts of raw inputs for every (data seed, scale ratio, offset):
+    arrays "lam_min", "lam_max", "kappa", "lr_max" of shape (seeds, scales, offsets).
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    keys = ("lam_min", "lam_max", "kappa", "lr_max")
+    out = {k: np.zeros((len(seeds), len(scales), len(offsets))) for k in keys}
+    for i, seed in enumerate(seeds):
+        for j, scale in enumerate(scales):
+            for m, offset in enumerate(offsets):
+                r = readout(*make_inputs(float(scale), float(offset), "raw", seed=int(seed)))
+                for k in keys:
+                    out[k][i, j, m] = r[k]
+    return out
+
+
+def next_layer_inputs(x, *, bn: str, seeds=(0, 1, 2), hidden: int = 100) -> dict:
+    """What the second layer of a sigmoid MLP (d, hidden, hidden, 10), Xavier init, sees in
+    training mode with BN placed `bn` ("before" or "after" the sigmoid) in its first layer.
+
+    Per seed (initial weights): "min" and "mean" of its inputs, "share_positive" (share of
+    examples whose whole input vector is positive) and "same_sign" (share of examples whose
+    input vector has one sign: then the gradient of every unit's incoming weights has one sign).
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    if bn not in ("before", "after"):
+        raise ValueError(f"`bn` must be 'before' or 'after', got {bn!r}")
+    x = jnp.asarray(x)
+    net = MLP((x.shape[1], hidden, hidden, 10), activation="sigmoid", init="xavier", bn=bn)
+    out = {k: [] for k in ("min", "mean", "share_positive", "same_sign")}
+    for seed in seeds:
+        params, state = net.init_params(jax.random.PRNGKey(int(seed)))
+        h = np.asarray(net.apply(params, state, x, train=True, return_hidden=True)[2][0]["post"])
+        out["min"].append(float(h.min()))
+        out["mean"].append(float(h.mean()))
+        out["share_positive"].append(float(np.mean(np.all(h > 0, 1))))
+        out["same_sign"].append(float(np.mean(np.all(h > 0, 1) | np.all(h < 0, 1))))
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------- LeCun's sign argument
@@ -395,6 +470,7 @@ def order_experiment(data, *, seeds=(0, 1, 2), num_steps: int = 600, batch_size:
 
 # ---------------------------------------------------------------- the explorer figure
 GRID = 61
+PATH_COLOR = plots.PALETTE["purple"]   # plain gradient descent, in every figure of notebook 02
 ZMIN, ZMAX = -2.0, 3.0   # height range of the 3-D view, log10(E - E* + 0.01)
 
 
@@ -459,15 +535,15 @@ def explorer(*, size=(9.6, 4.3), levels: int = 10, surface_grid: int = 25):
     with plots.style():
         fig = Figure(figsize=size, layout="none")  # fixed layout: one draw per full redraw
         ax = fig.add_axes((0.07, 0.12, 0.40, 0.76))
-        ax3 = fig.add_axes((0.52, 0.03, 0.46, 0.90), projection="3d")
+        ax3 = fig.add_axes((0.52, 0.03, 0.46, 0.85), projection="3d")
         plots._apply_axes_style(ax)
         ax.set(xlim=(-WINDOW, WINDOW), ylim=(-WINDOW, WINDOW), aspect="equal")
         plots.label(ax, "Contours of E(w) - E(w*) (log-spaced)", "w0 - w0*  (weight units)",
                     "w1 - w1*  (weight units)")
         ax.plot([0], [0], "*", color=plots.PALETTE["black"], ms=11, zorder=5, label="minimum w*")
-        ax.plot([START[0]], [START[1]], "o", color=plots.PALETTE["orange"], ms=7, zorder=5,
-                label="start")
-        (path_line,) = ax.plot([], [], "-o", color=plots.PALETTE["vermillion"], lw=1.3, ms=2.5,
+        ax.plot([START[0]], [START[1]], "o", mfc="white", mec=plots.PALETTE["black"], ms=7,
+                zorder=5, label=f"start ({math.hypot(*START):.2f} from w*)")
+        (path_line,) = ax.plot([], [], "-o", color=PATH_COLOR, lw=1.3, ms=2.5,
                                zorder=6, label="descent path")
         ax.legend(loc="lower right", fontsize=8, framealpha=0.8, frameon=True)
         contour = LineCollection([], linewidths=0.9, zorder=2)
@@ -476,12 +552,14 @@ def explorer(*, size=(9.6, 4.3), levels: int = 10, surface_grid: int = 25):
         ax3.set_title("The same surface in 3-D", fontsize=10)
         ax3.set_xlabel("w0 - w0*", fontsize=8, labelpad=-6)
         ax3.set_ylabel("w1 - w1*", fontsize=8, labelpad=-6)
-        ax3.set_zlabel("log10(E - E* + 0.01)", fontsize=8, labelpad=-4)
+        ax3.set_zlabel(f"log10(E - E* + 0.01), cut at {ZMAX:g}", fontsize=8, labelpad=-4)
         ax3.tick_params(labelsize=7, pad=-3)
         ax3.view_init(elev=35, azim=-60)
         wire = ax3.plot_wireframe(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros((2, 2)),
                                   color="0.5", linewidth=0.5)
-        (path3,) = ax3.plot([], [], [], "-o", color=plots.PALETTE["vermillion"], lw=1.6, ms=2)
+        (path3,) = ax3.plot([], [], [], "-o", color=PATH_COLOR, lw=1.6, ms=2)
+        # the setting on the figure's face (a static copy has no sliders); animated, so blitted
+        setting = fig.text(0.02, 0.99, "", ha="left", va="top", fontsize=8.5)
     u = np.linspace(-WINDOW, WINDOW, GRID)
     pick = np.round(np.linspace(0, GRID - 1, surface_grid)).astype(int)
     us = u[pick]
@@ -506,8 +584,7 @@ def explorer(*, size=(9.6, 4.3), levels: int = 10, surface_grid: int = 25):
         if ax3.M is None:  # before the first draw
             ax3.M = ax3.get_proj()
         wire.do_3d_projection()
-        lo, hi = (float(v) for v in eigs)
-        info = {"lam_min": lo, "lam_max": hi, "kappa": hi / lo, "lr_max": 2 / hi, "lr_best": 1 / hi}
+        info = _facts(*(float(v) for v in eigs))
         state["data"] = (kind, x, t, w_star, info, float(e_star))
 
     def update(loss, inputs, scale_ratio, offset, lr, momentum, steps):
@@ -529,6 +606,8 @@ def explorer(*, size=(9.6, 4.3), levels: int = 10, surface_grid: int = 25):
         path3.set_data_3d(*(np.where(inside, v, np.nan) for v in (shown[:, 0], shown[:, 1], z)))
         what = (inputs if inputs != "raw"
                 else f"raw (scale ratio {scale_ratio:.3g}, offset {offset:.3g})")
+        setting.set_text(f"{loss} loss, {what} inputs; learning rate {lr:.3g}, momentum "
+                         f"{momentum:.2g}, {steps} steps shown")
         return f"{loss} loss, {what} inputs\n" + _text(info, lr, momentum, steps, rel)
 
     controls = {
@@ -536,11 +615,13 @@ def explorer(*, size=(9.6, 4.3), levels: int = 10, surface_grid: int = 25):
         "inputs": widgets.toggle("inputs", MODES),
         "scale_ratio": widgets.slider("scale ratio s", 1.0, 10.0, 3.0, step=0.5),
         "offset": widgets.slider("input offset c", 0.0, 4.0, 2.0, step=0.25),
-        "lr": widgets.slider("learning rate", 1e-3, 30.0, 0.12, log=True),
+        # log notches every 10^0.05: 1e-3 ... 10^1.5, so lr = 1 (10^0) is a notch
+        "lr": widgets.slider("learning rate", 1e-3, 10 ** LR_EXP_MAX, LR_DEFAULT, log=True,
+                             step=LR_EXP_STEP),
         "momentum": widgets.slider("momentum", 0.0, 0.95, 0.0, step=0.05),
         "steps": widgets.int_slider("steps shown", 1, MAX_STEPS, 60),
     }
-    return widgets.LiveFigure(fig, update, controls, animated=[contour, wire, path_line, path3])
+    return widgets.LiveFigure(fig, update, controls, animated=[contour, wire, path_line, path3, setting])
 
 
 def _text(info, lr, momentum, steps, rel) -> str:
@@ -549,8 +630,10 @@ def _text(info, lr, momentum, steps, rel) -> str:
     lines = [f"Hessian at the minimum: lam_min = {info['lam_min']:.4g}, "
              f"lam_max = {info['lam_max']:.4g},"
              f" condition number kappa = {info['kappa']:.4g}",
-             f"stability limit 2/lam_max = {info['lr_max']:.4g}   best rate 1/lam_max = "
-             f"{info['lr_best']:.4g}   limit with momentum 2(1+beta)/lam_max = {limit:.4g}",
+             f"stability limit 2/lam_max = {info['lr_max']:.4g}   best fixed rate "
+             f"2/(lam_max+lam_min) = {info['lr_best']:.4g} (shrinks the error by "
+             f"(kappa-1)/(kappa+1) = {info['contraction']:.3g} per step)",
+             f"limit with momentum 2(1+beta)/lam_max = {limit:.4g}",
              f"learning rate = {lr:.4g} = {lr / info['lr_max']:.3g} x (2/lam_max)"]
     left = np.nonzero(np.any(np.abs(rel) > WINDOW, 1))[0]
     if dist[-1] >= BLOWUP or (not np.isfinite(dist[-1])):
