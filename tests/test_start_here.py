@@ -44,6 +44,7 @@ def test_bn_output_std_is_set_by_eps_at_tiny_weights(ns):
     tiny = rows[0.001]
     assert len(tiny["var"]) >= 3
     assert np.all(tiny["var"] < eps)                       # the batch variance is below eps
+    assert np.all((tiny["var"] / eps > 0.1) & (tiny["var"] / eps < 0.2))   # "about a seventh"
     assert np.all((tiny["bn_std"] > 0.25) & (tiny["bn_std"] < 0.5))   # "about 0.36"
     np.testing.assert_allclose(tiny["bn_std"], tiny["predicted"], rtol=0.02)
     assert np.all(rows[0.01]["bn_std"] < 1.0) and np.all(rows[0.01]["bn_std"] > 0.95)
