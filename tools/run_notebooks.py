@@ -85,7 +85,9 @@ def main(argv=None) -> int:
         except Exception as err:  # a cell timeout or a dead kernel is a failure, not a crash
             nb, errors, origin = None, [(-1, f"{type(err).__name__}: {str(err)[-800:]}")], None
         if args.expect_installed and nb is not None:
-            if origin is None or Path(origin).resolve().is_relative_to(ROOT):
+            # The checkout's own package is ROOT/bn_helpers; a wheel sits in a site-packages
+            if origin is None or Path(origin).resolve().is_relative_to(ROOT / "bn_helpers") \
+                    or "site-packages" not in Path(origin).parts:
                 errors.append((-1, f"bn_helpers was imported from {origin}, not an installed wheel"))
         status = "ok" if not errors else "FAILED"
         print(f"{path.name:32s} {time.perf_counter() - start:7.1f} s  {status}", flush=True)
