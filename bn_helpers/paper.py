@@ -30,12 +30,16 @@ from . import widgets as _widgets
 from .train import batch_indices
 
 __all__ = ["SIZES", "PaperResult", "run", "steps_to", "acc_at", "acceptance",
-           "status", "PAPER_FIG1A", "REIMPLEMENTATIONS", "NUMPY_CHECK", "IMAGENET",
+           "status", "pick", "band", "fmt_band", "compare", "percentile_summary", "XAVIER_COLOR",
+           "PAPER_FIG1A", "REIMPLEMENTATIONS", "NUMPY_CHECK", "IMAGENET",
            "markdown_table",
            "plot_fig1", "init_std_slider", "lr_slider"]
 
 SIZES = (784, 100, 100, 100, 10)
 PERCENTILES = (15.0, 50.0, 85.0)
+INITS = ("gaussian", "xavier")
+# The tuned baseline (Xavier init, no BN) gets its own colour: one colour, one meaning
+XAVIER_COLOR = _plots.PALETTE["green"]
 
 
 class PaperResult(NamedTuple):
@@ -45,7 +49,7 @@ class PaperResult(NamedTuple):
     training examples); percentiles (K, E, 3, U): 15/50/85th percentile of each
     unit of the last hidden layer's sigmoid input, training mode, fixed batch;
     loss (K, S); final_train_acc (K,) on the whole training set; the run
-    settings bn, lr, init_std, seed (K,); diverged (K,).
+    settings bn, lr, init_std, seed, init ("gaussian" or "xavier") (K,); diverged (K,).
     """
 
     steps: np.ndarray
@@ -60,6 +64,7 @@ class PaperResult(NamedTuple):
     seed: np.ndarray
     diverged: np.ndarray
     batch_size: int
+    init: np.ndarray = np.array(["gaussian"])
 
     def select(self, mask) -> "PaperResult":
         """The runs where `mask` (K,) is True."""
@@ -72,11 +77,13 @@ class PaperResult(NamedTuple):
 # --- the network, with BN as a per-run flag -------------------------------------
 
 
-def _init(key, std, sizes):
+def _init(key, std, xavier, sizes):
+    """N(0, std²) weights, or Glorot & Bengio's Var = 2 / (fan_in + fan_out) if `xavier`."""
     keys = jax.random.split(key, len(sizes) - 1)
     params, state = [], []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layer = {"W": std * jax.random.normal(keys[i], (a, b)), "b": jnp.zeros(b)}
+        scale = jnp.where(xavier, np.sqrt(2.0 / (a + b)), std)
+        layer = {"W": scale * jax.random.normal(keys[i], (a, b)), "b": jnp.zeros(b)}
         if i < len(sizes) - 2:
             layer["gamma"], layer["beta"] = jnp.ones(b), jnp.zeros(b)
             state.append({"mean": jnp.zeros(b), "var": jnp.ones(b)})
@@ -127,10 +134,10 @@ def _xent(logits, y):
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
 
-def _one_run(flag, lr, std, init_key, idx, x_train, y_train, x_test, y_test, x_probe, *,
+def _one_run(flag, lr, std, xavier, init_key, idx, x_train, y_train, x_test, y_test, x_probe, *,
              sizes, eval_every, train_eval, momentum, eps):
     fwd = partial(_forward, momentum=momentum, eps=eps)
-    params, state = _init(init_key, std, sizes)
+    params, state = _init(init_key, std, xavier, sizes)
 
     def loss_fn(params, state, xb, yb):
         logits, new_state, _ = fwd(params, state, xb, flag, train=True)
@@ -168,12 +175,12 @@ def _one_run(flag, lr, std, init_key, idx, x_train, y_train, x_test, y_test, x_p
 
 
 @partial(jax.jit, static_argnames=("sizes", "eval_every", "train_eval", "momentum", "eps"))
-def _run_jit(flags, lrs, stds, init_keys, idx, x_train, y_train, x_test, y_test, x_probe, *,
+def _run_jit(flags, lrs, stds, xaviers, init_keys, idx, x_train, y_train, x_test, y_test, x_probe, *,
              sizes, eval_every, train_eval, momentum, eps):
     fn = partial(_one_run, sizes=sizes, eval_every=eval_every, train_eval=train_eval,
                  momentum=momentum, eps=eps)
-    in_axes = (0, 0, 0, 0) + (None,) * 6
-    return jax.vmap(fn, in_axes=in_axes)(flags, lrs, stds, init_keys, idx, x_train, y_train,
+    in_axes = (0, 0, 0, 0, 0) + (None,) * 6
+    return jax.vmap(fn, in_axes=in_axes)(flags, lrs, stds, xaviers, init_keys, idx, x_train, y_train,
                                          x_test, y_test, x_probe)
 
 
@@ -192,15 +199,19 @@ def _broadcast(**kw):
     return {name: np.broadcast_to(a, (k,)) for name, a in arrays.items()}
 
 
-def run(data, *, bn=(False, True), lr=0.5, init_std=0.01, seed=0, num_steps: int = 3000,
+def run(data, *, bn=(False, True), lr=0.5, init_std=0.01, seed=0, init="gaussian",
+        num_steps: int = 3000,
         batch_size: int = 60, eval_every: int = 250, key: int = 0, sizes=SIZES,
         momentum: float = 0.99, eps: float = 1e-5, probe_examples: int = 1000,
         train_eval: int = 1000, _compiled=None) -> PaperResult:
     """Train K sigmoid MLPs (plain SGD) in one vmapped computation and record Fig. 1's quantities.
 
     data: (x_train, y_train, x_test, y_test) or a `bnh.data` Dataset.
-    bn, lr, init_std, seed: scalars or 1-D sequences of one length K (scalars
-    are shared); bn=True puts BN before every sigmoid. Runs with the same seed
+    bn, lr, init_std, seed, init: scalars or 1-D sequences of one length K
+    (scalars are shared); bn=True puts BN before every sigmoid. init="gaussian"
+    draws N(0, init_std²) weights; init="xavier" ignores init_std and uses
+    Glorot & Bengio's (2010, eq. 12) Var[W] = 2 / (fan_in + fan_out), a Gaussian
+    with std 0.048, 0.1, 0.1 and 0.135 for this network's layers. Runs with the same seed
     and init_std start from the same weights. All runs see the same batches,
     drawn from `key`. momentum: weight of the old value in BN's running
     averages (0.99 as in card A1's calibration). The percentiles are taken
@@ -230,7 +241,9 @@ def run(data, *, bn=(False, True), lr=0.5, init_std=0.01, seed=0, num_steps: int
         raise ValueError(f"`batch_size` must be in [2, {len(x_train)}], got {batch_size}")
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"`momentum` must be in [0, 1), got {momentum}")
-    args = _broadcast(bn=bn, lr=lr, init_std=init_std, seed=seed)
+    args = _broadcast(bn=bn, lr=lr, init_std=init_std, seed=seed, init=init)
+    if not np.isin(args["init"], INITS).all():
+        raise ValueError(f"`init` must be one of {INITS} or a sequence of them, got {init!r}")
     if args["bn"].dtype != bool:
         raise ValueError(f"`bn` must be True/False or a sequence of them, got {bn!r}")
     if np.any(args["lr"] <= 0) or not np.all(np.isfinite(args["lr"])):
@@ -243,7 +256,8 @@ def run(data, *, bn=(False, True), lr=0.5, init_std=0.01, seed=0, num_steps: int
     idx = batch_indices(jax.random.PRNGKey(key), len(x_train), batch_size, num_steps)
     init_keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(args["seed"], jnp.int32))
     arrays = (jnp.asarray(args["bn"]), jnp.asarray(args["lr"], jnp.float32),
-              jnp.asarray(args["init_std"], jnp.float32), init_keys, idx,
+              jnp.asarray(args["init_std"], jnp.float32),
+              jnp.asarray(args["init"] == "xavier"), init_keys, idx,
               jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32),
               jnp.asarray(x_test, jnp.float32), jnp.asarray(y_test, jnp.int32),
               jnp.asarray(x_test[:probe_examples], jnp.float32))
@@ -264,7 +278,8 @@ def run(data, *, bn=(False, True), lr=0.5, init_std=0.01, seed=0, num_steps: int
     return PaperResult(np.arange(0, num_steps + 1, eval_every), np.asarray(test_acc),
                        np.asarray(train_acc), np.asarray(pct),
                        loss, np.asarray(final_train), args["bn"].copy(), args["lr"].copy(),
-                       args["init_std"].copy(), args["seed"].copy(), diverged, int(batch_size))
+                       args["init_std"].copy(), args["seed"].copy(), diverged, int(batch_size),
+                       args["init"].astype(str).copy())
 
 
 # --- reading results ------------------------------------------------------------
@@ -292,6 +307,82 @@ def steps_to(result: PaperResult, target: float) -> np.ndarray:
     reached = result.test_acc >= target
     first = np.argmax(reached, axis=1)
     return np.where(reached.any(1), result.steps[first], np.nan)
+
+
+def pick(result: PaperResult, **settings) -> PaperResult:
+    """The runs whose settings match, e.g. pick(r, bn=True, init="xavier", lr=0.5).
+
+    Keys: bn, lr, init_std, seed, init; floats are compared with a relative
+    tolerance of 1e-6. Raises if no run matches.
+
+    Used in notebooks/06_paper_experiment.ipynb.
+    """
+    mask = np.ones(len(result.bn), bool)
+    for name, value in settings.items():
+        if name not in ("bn", "lr", "init_std", "seed", "init"):
+            raise ValueError(f"`{name}` is not a run setting (bn, lr, init_std, seed, init)")
+        field = getattr(result, name)
+        if name in ("lr", "init_std"):
+            mask &= np.isclose(field, value, rtol=1e-6, atol=0.0)
+        else:
+            mask &= field == value
+    if not mask.any():
+        raise ValueError(f"no run matches {settings}")
+    return result.select(mask)
+
+
+def band(values, axis: int = 0):
+    """(median, min, max) across runs (axis 0 by default): a seed band.
+
+    Used in notebooks/06_paper_experiment.ipynb.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    return np.median(a, axis=axis), a.min(axis=axis), a.max(axis=axis)
+
+
+def fmt_band(values, digits: int = 3) -> str:
+    """'median (min-max)' of a 1-D set of per-seed values, e.g. '0.912 (0.905-0.918)'.
+
+    Used in notebooks/06_paper_experiment.ipynb.
+    """
+    med, lo, hi = band(np.ravel(values))
+    return f"{med:.{digits}f} ({lo:.{digits}f}\u2013{hi:.{digits}f})"
+
+
+def compare(a, b, names=("with BN", "without BN"), digits: int = 3) -> str:
+    """One sentence comparing per-seed values a and b (same seeds, same order).
+
+    Gives both seed bands, the difference of the medians, in how many seeds a
+    is higher, and whether the seed ranges overlap. Used to state a result
+    from the numbers of the run instead of in advance.
+
+    Used in notebooks/06_paper_experiment.ipynb.
+    """
+    a, b = np.ravel(np.asarray(a, float)), np.ravel(np.asarray(b, float))
+    if a.shape != b.shape or not a.size:
+        raise ValueError(f"`a` and `b` must hold one value per seed each, got {a.shape}, {b.shape}")
+    diff = float(np.median(a) - np.median(b))
+    higher = int(np.sum(a > b))
+    overlap = not (a.min() > b.max() or a.max() < b.min())
+    return (f"{names[0]} {fmt_band(a, digits)} against {names[1]} {fmt_band(b, digits)}: "
+            f"{names[0]} is {'higher' if diff > 0 else 'lower'} by {abs(diff):.{digits}f} in the "
+            f"median, higher in {higher} of {a.size} seeds, and the seed ranges "
+            f"{'overlap' if overlap else 'do not overlap'}")
+
+
+def percentile_summary(p):
+    """(median_range, spread_start, spread_end) of percentiles p (evaluations, 3: 15/50/85th).
+
+    median_range: max - min of the median over training; a spread is the 85th minus the 15th
+    percentile, at the first and at the last evaluation. The reference answer of exercise 2.
+
+    Used in notebooks/06_paper_experiment.ipynb.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] < 1:
+        raise ValueError(f"`p` must have shape (evaluations, 3), got {p.shape}")
+    med = p[:, 1]
+    return float(med.max() - med.min()), float(p[0, 2] - p[0, 0]), float(p[-1, 2] - p[-1, 0])
 
 
 def status(result: PaperResult, *, stuck_below: float = 0.25) -> list:
@@ -390,42 +481,92 @@ def markdown_table(rows: list, columns=None) -> str:
 _PCT_STYLE = {0: (":", "15th"), 1: ("-", "50th"), 2: ("--", "85th")}
 
 
-def plot_fig1(result: PaperResult, *, unit: int = 0, title: str = "MNIST-5k", acc_ylim=(0.7, 1.0),
-              bn_ylim=(-3, 3)):
-    """Fig. 1 (a, b, c) from the first run of each network: test accuracy, then the percentiles.
+def _groups(result: PaperResult):
+    """[(label, colour, runs)] for each (init, BN) combination present, seeds pooled."""
+    out = []
+    for init, flag in (("gaussian", False), ("gaussian", True), ("xavier", False),
+                       ("xavier", True)):
+        mask = (result.init == init) & (result.bn == flag)
+        if not mask.any():
+            continue
+        r = result.select(mask)
+        name = "with BN" if flag else "without BN"
+        if init == "xavier":
+            label, color = f"{name}, Xavier init", XAVIER_COLOR if not flag else _plots.PALETTE["sky"]
+        else:
+            stds = np.unique(r.init_std)
+            label = f"{name}, N(0, {stds[0]:g}²)" if len(stds) == 1 else name
+            color = _plots.COLORS["bn" if flag else "no_bn"]
+        out.append((label, color, r))
+    return out
 
-    Returns (fig, axes). The paper's read-off points are drawn as markers in (a).
+
+def plot_fig1(result: PaperResult, *, unit: int = 0, seed: int | None = None,
+              title: str = "MNIST-5k", acc_ylim=(0.7, 1.0), bn_ylim=(-3, 3)):
+    """Fig. 1 (a, b, c): test accuracy with seed bands, then one run's percentiles.
+
+    (a) For each network (and init) in `result`: the median over seeds and a
+    band from the lowest to the highest seed; evaluations below the axis are
+    marked by triangles on its lower edge. The paper's read-off points are
+    drawn where the run is long enough; the x-axis ends at the last step run.
+    (b, c) The 15/50/85th percentiles of layer-3 unit `unit` for one seed
+    (default: the smallest) of the Gaussian-init networks without and with BN.
     Panel (c) uses `bn_ylim` (the paper's is -2..2); panel (b) widens beyond
-    -4..4 if the data need it.
+    -4..4 if the data need it. Returns (fig, axes).
 
     Used in notebooks/06_paper_experiment.ipynb.
     """
-    fig, axes = _plots.new_figure(1, 3, size=(11, 3.3))
+    fig, axes = _plots.new_figure(1, 3, size=(12, 3.6))
     ax = axes[0]
-    for flag, name in ((False, "without BN"), (True, "with BN")):
-        i = int(np.flatnonzero(result.bn == flag)[0])
-        color = _plots.COLORS["bn" if flag else "no_bn"]
-        ax.plot(result.steps, result.test_acc[i], color=color, label=f"{name} (ours)")
-        col = 0 if flag else 1
-        ax.plot(list(PAPER_FIG1A), [v[col] for v in PAPER_FIG1A.values()], "x", color=color, ms=6,
-                label=f"{name} (paper, read off)")
+    last = int(result.steps[-1])
+    seeds = np.unique(result.seed)
+    below_marked = False
+    for label, color, r in _groups(result):
+        med, lo, hi = band(r.test_acc)
+        ax.fill_between(result.steps, lo, hi, color=color, alpha=0.2, lw=0)
+        ax.plot(result.steps, med, color=color, label=f"{label}, median of {len(r.bn)} seeds")
+        low = med < acc_ylim[0]
+        if low.any():
+            ax.plot(result.steps[low], np.full(low.sum(), acc_ylim[0] + 0.006), "v", color=color,
+                    ms=4, clip_on=False,
+                    label=None if below_marked else f"median below {acc_ylim[0]} (off the axis)")
+            below_marked = True
+    shown = [s for s in PAPER_FIG1A if s <= last]
+    for flag in (False, True):
+        if shown:
+            color = _plots.COLORS["bn" if flag else "no_bn"]
+            ax.plot(shown, [PAPER_FIG1A[s][0 if flag else 1] for s in shown], "x", color=color,
+                    ms=6, label=f"{'with' if flag else 'without'} BN, paper (read off)")
+    if not shown:
+        ax.text(0.02, 0.97, f"(the paper's read-off points start\nat {min(PAPER_FIG1A):,} steps)",
+                transform=ax.transAxes, fontsize=8, color="0.3", va="top")
+    ax.set_xlim(0, last)
     ax.set_ylim(*acc_ylim)
-    _plots.label(ax, f"(a) test accuracy, {title}", "training step", "test accuracy",
-                 legend=True)
-    ax.legend(loc="lower right", fontsize=8)
+    _plots.label(ax, f"(a) test accuracy, {title}, {last:,} steps\n(band: min to max over "
+                 f"seeds {', '.join(str(int(s)) for s in seeds)})", "training step",
+                 "test accuracy")
+    ax.legend(loc="lower right", fontsize=7)
+    gauss = result.select(result.init == "gaussian")
+    seed = int(gauss.seed.min()) if seed is None else int(seed)
     for ax, flag, name in ((axes[1], False, "(b) without BN"), (axes[2], True, "(c) with BN")):
-        i = int(np.flatnonzero(result.bn == flag)[0])
-        p = result.percentiles[i, :, :, unit]
+        i = int(np.flatnonzero((gauss.bn == flag) & (gauss.seed == seed))[0])
+        p = gauss.percentiles[i, :, :, unit]
         finite = p[np.isfinite(p)]
         lo, hi = (-4.0, 4.0)
         if finite.size:
             lo, hi = min(lo, finite.min() - 0.5), max(hi, finite.max() + 0.5)
         color = _plots.COLORS["bn" if flag else "no_bn"]
         for j, (ls, _) in _PCT_STYLE.items():
-            ax.plot(result.steps, result.percentiles[i, :, j, unit], ls, color=color)
+            ax.plot(result.steps, p[:, j], ls, color=color)
+        ax.set_xlim(0, last)
         ax.set_ylim(*(bn_ylim if flag else (lo, hi)))
-        _plots.label(ax, f"{name}: layer-3 unit {unit}", "training step",
-                     "sigmoid input (training mode)")
+        if flag and (finite.min() < bn_ylim[0] or finite.max() > bn_ylim[1]):
+            ax.text(0.02, 0.03, "some values lie outside the axis", transform=ax.transAxes,
+                    fontsize=8, color="0.3")
+        _plots.label(ax, f"{name}, N(0, {gauss.init_std[i]:g}²), seed {seed}:\n"
+                     f"layer-3 unit {unit}, training-mode BN" if flag else
+                     f"{name}, N(0, {gauss.init_std[i]:g}²), seed {seed}:\nlayer-3 unit {unit}",
+                     "training step", "sigmoid input")
     from matplotlib.lines import Line2D
 
     styles = [Line2D([], [], color="0.35", ls=ls, label=f"{lab} percentile (b, c)")
@@ -458,34 +599,45 @@ def init_std_slider(result: PaperResult, *, unit: int = 0):
             (pct_lines[flag, j],) = ax_pct.plot(result.steps, np.zeros_like(result.steps, float),
                                                 ls, color=color,
                                                 label=f"{name}, {lab}")
-    arts = list(acc_lines.values()) + list(pct_lines.values())
+    setting = fig.suptitle(" ", fontsize=10)
+    arts = list(acc_lines.values()) + list(pct_lines.values()) + [setting]
     ax_acc.axhline(0.1, color="0.5", ls=":", lw=1)
     ax_acc.set_ylim(0, 1)
-    _plots.label(ax_acc, "Test accuracy (chance = 0.1 dotted)", "training step", "test accuracy",
-                 legend=True)
+    _plots.label(ax_acc, "Test accuracy", "training step", "test accuracy", legend=True)
     ax_acc.legend(loc="center right")
     ax_pct.set_ylim(-6, 6)
-    _plots.label(ax_pct, f"Layer-3 unit {unit}: 15/50/85th percentiles", "training step",
-                 "sigmoid input (clipped to ±6)")
+    seed0 = int(result.seed.min())
+    nseeds = len(np.unique(result.seed))
+    ax_acc.set_title(f"Test accuracy, median of {nseeds} seeds (chance dotted)")
+    _plots.label(ax_pct, f"Layer-3 unit {unit}, seed {seed0}: 15/50/85th percentiles",
+                 "training step", "sigmoid input (clipped to ±6)")
     from matplotlib.lines import Line2D
 
     styles = [Line2D([], [], color="0.4", ls=ls, label=lab) for ls, lab in _PCT_STYLE.values()]
     ax_pct.legend(handles=[acc_lines[False], acc_lines[True]] + styles, loc="upper left", ncol=2,
                   fontsize=8)
-    index = {flag: {s: int(np.flatnonzero((result.bn == flag) & (result.init_std == s))[0])
+    runs = {flag: {s: np.flatnonzero((result.bn == flag) & (result.init_std == s))
+                   for s in stds} for flag in (False, True)}
+    first = {flag: {s: int(np.flatnonzero((result.bn == flag) & (result.init_std == s)
+                                          & (result.seed == seed0))[0])
                     for s in stds} for flag in (False, True)}
+    curves = {flag: {s: np.median(result.test_acc[runs[flag][s]], axis=0) for s in stds}
+              for flag in (False, True)}
 
     def update(init_std):
         s = stds[np.argmin(np.abs(np.log(stds) - np.log(init_std)))]
+        setting.set_text(f"init std {s:.3g}, learning rate {np.unique(result.lr)[0]:g}, "
+                         f"{result.steps[-1]:,} steps")
         text = [f"nearest computed init std: {s:.3g}"]
         for flag in (False, True):
-            i = index[flag][s]
-            acc_lines[flag].set_ydata(result.test_acc[i])
+            i = first[flag][s]
+            acc_lines[flag].set_ydata(curves[flag][s])
             for j in range(3):
                 pct_lines[flag, j].set_ydata(np.clip(result.percentiles[i, :, j, unit], -6, 6))
             name = "with BN" if flag else "without BN"
-            text.append(f"{name:>10}: final test accuracy {result.test_acc[i, -1]:.3f}, "
-                        f"median drift {np.ptp(result.percentiles[i, :, 1, unit]):.2f}")
+            text.append(f"{name:>10}: final test accuracy {fmt_band(result.test_acc[runs[flag][s], -1])}"
+                        f" (median, min-max over seeds); median drift of unit {unit}, seed {seed0}: "
+                        f"{np.ptp(result.percentiles[i, :, 1, unit]):.2f}")
         return "\n".join(text)
 
     control = _widgets.slider("init std", float(stds[0]), float(stds[-1]),
@@ -505,46 +657,58 @@ def lr_slider(result: PaperResult):
     if len(lrs) < 2:
         raise ValueError("`result` must hold runs at two or more learning rates")
     fig, (ax_lr, ax_curve) = _plots.new_figure(1, 2, size=(9.5, 3.3), interactive=True)
-    index = {flag: {lr: int(np.flatnonzero((result.bn == flag) & (result.lr == lr))[0])
+    setting = fig.suptitle(" ", fontsize=10)
+    index = {flag: {lr: np.flatnonzero((result.bn == flag) & (result.lr == lr))
                     for lr in lrs} for flag in (False, True)}
+    nseeds = len(np.unique(result.seed))
     markers, curves = {}, {}
+    median_curves = {flag: {lr: np.median(np.nan_to_num(result.test_acc[index[flag][lr]]), axis=0)
+                            for lr in lrs} for flag in (False, True)}
     for flag in (False, True):
         color = _plots.COLORS["bn" if flag else "no_bn"]
         name = "with BN" if flag else "without BN"
-        final = np.array([result.test_acc[index[flag][lr], -1] for lr in lrs])
-        div = np.array([result.diverged[index[flag][lr]] for lr in lrs])
-        ax_lr.plot(lrs, np.nan_to_num(final), "o-", color=color, label=name)
+        finals = [np.nan_to_num(result.test_acc[index[flag][lr], -1]) for lr in lrs]
+        med = np.array([np.median(f) for f in finals])
+        ax_lr.fill_between(lrs, [f.min() for f in finals], [f.max() for f in finals], color=color,
+                           alpha=0.2, lw=0)
+        ax_lr.plot(lrs, med, "o-", color=color, label=f"{name} (median, band min-max)")
+        div = np.array([result.diverged[index[flag][lr]].any() for lr in lrs])
         if div.any():
             ax_lr.plot(lrs[div], np.zeros(div.sum()) + 0.02, "X", color=color, ms=9,
-                       label=f"{name}: diverged")
+                       label=f"{name}: a seed diverged")
         (markers[flag],) = ax_lr.plot([lrs[0]], [0.0], "o", ms=13, mfc="none", mec="k", mew=1.5)
         (curves[flag],) = ax_curve.plot(result.steps, np.zeros(len(result.steps)), color=color,
                                         label=name)
     ax_lr.set_xscale("log")
     ax_lr.set_ylim(0, 1)
-    _plots.label(ax_lr, f"Final test accuracy after {result.steps[-1]:,} steps", "learning rate",
-                 "test accuracy", legend=True)
+    _plots.label(ax_lr, f"Final test accuracy after {result.steps[-1]:,} steps, {nseeds} seeds",
+                 "learning rate", "test accuracy", legend=True)
     ax_lr.legend(loc="lower center", fontsize=8)
     ax_curve.set_ylim(0, 1)
     ax_curve.axhline(0.1, color="0.5", ls=":", lw=1)
-    _plots.label(ax_curve, "Test accuracy at the selected rate", "training step", "test accuracy",
-                 legend=True)
+    _plots.label(ax_curve, f"At the selected rate, median of {nseeds} seeds",
+                 "training step", "test accuracy", legend=True)
     ax_curve.legend(loc="lower right")
 
     def update(lr):
         chosen = lrs[np.argmin(np.abs(np.log(lrs) - np.log(lr)))]
+        setting.set_text(f"selected learning rate {chosen:.3g} (circles, right panel); "
+                         f"init std {np.unique(result.init_std)[0]:g}")
         text = [f"nearest computed learning rate: {chosen:.3g}"]
         for flag in (False, True):
             i = index[flag][chosen]
-            acc = np.nan_to_num(result.test_acc[i])
+            acc = median_curves[flag][chosen]
             markers[flag].set_data([chosen], [acc[-1]])
             curves[flag].set_ydata(acc)
             name = "with BN" if flag else "without BN"
-            state = status(result.select(np.arange(len(result.bn)) == i))[0]
-            text.append(f"{name:>10}: final test accuracy {acc[-1]:.3f} ({state})")
+            states = status(result.select(np.isin(np.arange(len(result.bn)), i)))
+            summary = ", ".join(f"{states.count(k)} {k}" for k in ("trains", "stuck", "diverged")
+                                if states.count(k))
+            text.append(f"{name:>10}: final test accuracy "
+                        f"{fmt_band(np.nan_to_num(result.test_acc[i, -1]))} (seeds: {summary})")
         return "\n".join(text)
 
     control = _widgets.slider("learning rate", float(lrs[0]), float(lrs[-1]),
                               float(lrs[len(lrs) // 2]), log=True)
     return _widgets.LiveFigure(fig, update, {"lr": control},
-                               animated=list(markers.values()) + list(curves.values()))
+                               animated=list(markers.values()) + list(curves.values()) + [setting])
