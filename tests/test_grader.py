@@ -199,3 +199,11 @@ def test_a_dead_kernel_and_missing_function_get_zero_with_a_report(tmp_path):
     (r,) = report.results
     assert r.status == "FAIL" and r.earned == 0
     assert any("kernel" in e.lower() for e in report.errors + report.notes), report
+
+
+def test_list_prints_every_notebook_with_its_points(capsys):
+    assert grade.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for path in NOTEBOOKS:
+        assert f"{path.name}: " in out
+    assert "check_batch_norm_backward" in out
