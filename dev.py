@@ -62,7 +62,13 @@ def lab(args) -> None:
 
 
 def test(args) -> None:
+    # The classic-Notebook browser tests run in Colab's versions (.venv-colab, made once)
+    run([sys.executable, str(ROOT / "tools" / "compat_envs.py"), "setup", "colab"])
     env = dict(os.environ, BN_FAST="1", PYTHONHASHSEED="0")
+    # JAX's persistent compilation cache: the tests run each notebook several times
+    env.setdefault("JAX_COMPILATION_CACHE_DIR", str(ROOT / ".cache" / "jax"))
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    env.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
     # Two workers; each test file stays on one worker (one JupyterLab for the browser tests)
     parallel = [] if "-n" in args else ["-n", "2", "--dist", "loadfile"]
     code = subprocess.call([str(PY), "-m", "pytest", *parallel, *args], cwd=ROOT, env=env)

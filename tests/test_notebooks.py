@@ -1,4 +1,5 @@
-"""Every notebook runs top to bottom in FAST mode with no error output.
+"""Every notebook runs top to bottom in FAST mode with no error output, and every exercise check
+in it (the solution copy) prints PASS.
 
 Uses tools/run_notebooks.py, the runner CI also uses for the Colab and floor dependency sets.
 """
@@ -22,6 +23,13 @@ def test_notebook_runs_in_fast_mode(path):
     # Cells tagged raises-exception demonstrate an error on purpose (the runner checks they do)
     nb, errors, _ = execute(path)
     assert not errors, f"{path.name}: error outputs {errors}"
+    from test_student_copies import _check_cells, _check_names, verdict_lines
+
+    found = verdict_lines(nb, _check_names())
+    not_pass = [line for _, _, status, line in found if status != "PASS"]
+    assert found and not not_pass, f"{path.name}: checks that did not PASS: {not_pass}"
+    silent = set(_check_cells(nb)) - {i for i, *_ in found}
+    assert not silent, f"{path.name}: check cells {sorted(silent)} printed no verdict"
     # Keep the executed copy for the HTML build and for looking at the figures
     out = ROOT / "test-artifacts" / "notebooks"
     out.mkdir(parents=True, exist_ok=True)
