@@ -7,9 +7,12 @@ hold (`bnh.data`, `bnh.train`, `bnh.plots`, `bnh.widgets`, `bnh.checks`, ...).
 
 from . import batchnorm, checks, compat, data, env, mlp, plots, toydata, train, widgets
 from .batchnorm import apply_batch_norm, batch_norm, batch_norm_backward, init_batch_norm
-from .compat import enable_x64
+from .compat import enable_x64, same_random_numbers
 from .mlp import MLP
 from .train import fit, fit_many
+
+# One random stream on every supported JAX version (jax < 0.5 defaulted to another one)
+same_random_numbers()
 
 __version__ = "0.1.0"
 

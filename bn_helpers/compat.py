@@ -11,7 +11,22 @@ from __future__ import annotations
 
 import jax
 
-__all__ = ["enable_x64", "is_tracer"]
+__all__ = ["enable_x64", "is_tracer", "same_random_numbers"]
+
+
+def same_random_numbers() -> None:
+    """Make `jax.random` draw the same numbers on every supported JAX version.
+
+    jax 0.5 made the "partitionable" threefry the default; before it, the same key gave other
+    numbers (jax 0.4.30: N(0, 1) from PRNGKey(0) starts 0.188, not 1.623), so a notebook's
+    printed results would differ on the oldest supported version. Called once when bn_helpers
+    is imported; changes nothing on jax >= 0.5.
+    """
+    try:
+        if not getattr(jax.config, "jax_threefry_partitionable", True):
+            jax.config.update("jax_threefry_partitionable", True)
+    except (AttributeError, KeyError, ValueError):  # the option is gone where it is the only way
+        pass
 
 
 def enable_x64(new_val: bool = True):

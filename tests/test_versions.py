@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jax.numpy as jnp
 import nbformat
 import pytest
 import yaml
@@ -99,14 +98,6 @@ def test_report_prints_versions_and_the_range(capsys):
     out = capsys.readouterr().out
     assert info["jax"] in out and "tested range" in out or "Outside the tested versions" in out
     assert isinstance(info["problems"], list)
-
-
-def test_enable_x64_switches_precision_inside_the_block_only():
-    with bnh.enable_x64(True):
-        assert jnp.zeros(2).dtype == jnp.float64
-    assert jnp.zeros(2).dtype == jnp.float32
-    with bnh.enable_x64(True), bnh.enable_x64(False):
-        assert jnp.zeros(2).dtype == jnp.float32
 
 
 def test_no_module_or_notebook_uses_version_specific_apis():

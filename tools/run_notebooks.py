@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     parser.add_argument("--expect-installed", action="store_true",
                         help="fail unless bn_helpers was imported from outside the checkout")
     parser.add_argument("--save", type=Path, help="write the executed notebooks to this folder")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds one cell may take")
     args = parser.parse_args(argv)
     paths = args.notebooks or NOTEBOOKS
     failures = 0
@@ -81,7 +82,7 @@ def main(argv=None) -> int:
             src = Path(shutil.copy2(src, args.outside / path.name))
         start = time.perf_counter()
         try:
-            nb, errors, origin = execute(src, where=args.expect_installed)
+            nb, errors, origin = execute(src, where=args.expect_installed, timeout=args.timeout)
         except Exception as err:  # a cell timeout or a dead kernel is a failure, not a crash
             nb, errors, origin = None, [(-1, f"{type(err).__name__}: {str(err)[-800:]}")], None
         if args.expect_installed and nb is not None:

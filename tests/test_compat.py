@@ -1,0 +1,33 @@
+"""bn_helpers.compat: the same numbers and the same float64 switch on every supported JAX version.
+
+Also run by CI in the colab (jax 0.7.2) and floor (jax 0.4.30) dependency sets.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import bn_helpers as bnh
+
+
+def test_one_random_stream_on_every_jax_version():
+    # jax >= 0.5's default threefry; jax 0.4.30's old default starts 0.188 instead
+    first = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (3, 2)))[0]
+    np.testing.assert_allclose(first, [1.6226422, 2.0252647], rtol=1e-6)
+    np.testing.assert_allclose(float(jax.random.normal(jax.random.key(0), (3,))[0]), 1.6226422,
+                               rtol=1e-6)
+
+
+def test_enable_x64_switches_precision_inside_the_block_only():
+    with bnh.enable_x64(True):
+        assert jnp.zeros(2).dtype == jnp.float64
+    assert jnp.zeros(2).dtype == jnp.float32
+    with bnh.enable_x64(True), bnh.enable_x64(False):
+        assert jnp.zeros(2).dtype == jnp.float32
+
+
+def test_is_tracer():
+    assert not bnh.compat.is_tracer(jnp.ones(2))
+    seen = []
+    jax.jit(lambda x: seen.append(bnh.compat.is_tracer(x)) or x)(jnp.ones(2))
+    assert seen == [True]
