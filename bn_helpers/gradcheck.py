@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import batchnorm as _bn
-from .checks._core import BANDS, rel_error
+from .checks._core import BANDS, float64_pair, rel_error
 from .compat import enable_x64
 
 __all__ = [
@@ -168,11 +168,8 @@ def vector_rel_error(a, b) -> float:
 
     Used in notebooks/04_bn_math.ipynb.
     """
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+    a, b = float64_pair(a, b)
+    if a is None:
         return float("inf")
     den = np.linalg.norm(a + b)
     return float(np.linalg.norm(a - b) / den) if den > 0 else 0.0

@@ -22,16 +22,27 @@ BANDS = ((1e-7, "PASS"), (1e-4, "CLOSE"), (np.inf, "FAIL"))
 RETURN_NONE_HINT = "your function returned None: did you forget `return`?"
 
 
-def rel_error(a, b) -> float:
-    """max |a - b| / max(1e-8, |a| + |b|), CS231n's relative error.
+def float64_pair(a, b):
+    """(a, b) as float64 arrays of one shape (ValueError otherwise); (None, None) if any is NaN/inf.
 
-    Used in notebooks/04_bn_math.ipynb.
+    Shared by the relative errors here and in bn_helpers.gradcheck.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return None, None
+    return a, b
+
+
+def rel_error(a, b) -> float:
+    """max |a - b| / max(1e-8, |a| + |b|), CS231n's relative error.
+
+    Used in notebooks/04_bn_math.ipynb.
+    """
+    a, b = float64_pair(a, b)
+    if a is None:
         return float("inf")
     return float(np.max(np.abs(a - b) / np.maximum(1e-8, np.abs(a) + np.abs(b)), initial=0.0))
 
