@@ -82,6 +82,16 @@ class MLP:
     def num_hidden(self) -> int:
         return len(self.sizes) - 2
 
+    @property
+    def input_shape(self) -> tuple:
+        """Shape of one example, as every model of the engine states it."""
+        return (self.sizes[0],)
+
+    @property
+    def needs_batch(self) -> bool:
+        """True when training mode uses batch statistics (so a batch needs >= 2 examples)."""
+        return self.bn is not None
+
     def init_params(self, key, scale=1.0):
         """(params, state) for this network; `scale` multiplies every weight std.
 
@@ -103,8 +113,11 @@ class MLP:
             state.append(layer_state)
         return params, state
 
-    def apply(self, params, state, x, *, train: bool, return_hidden: bool = False):
+    def apply(self, params, state, x, *, train: bool, return_hidden: bool = False, key=None):
         """Forward pass: returns (logits, new_state) or, with return_hidden, (logits, new_state, hidden).
+
+        `key` (a jax.random key or None) is the per-step randomness that `fit`
+        hands every model; an MLP has no random layers and ignores it.
 
         hidden is a list per hidden layer of {"pre": input to the nonlinearity,
         "post": its output}. In eval mode (train=False) BN uses the running
