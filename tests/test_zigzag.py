@@ -284,7 +284,7 @@ def test_bad_inputs_name_the_argument(call, arg):
 
 # ---------------------------------------------------------------- the explorer
 def test_learning_rate_one_is_a_notch_and_takes_one_step_on_whitened_inputs():
-    live = zz.explorer()
+    live = bnh.figures.zigzag.explorer()
     lr = live.controls["lr"]
     notch = (0.0 - lr.min) / lr.step
     assert abs(notch - round(notch)) < 1e-9
@@ -300,7 +300,7 @@ def test_learning_rate_one_is_a_notch_and_takes_one_step_on_whitened_inputs():
 
 
 def test_explorer_updates_and_reports_divergence():
-    live = zz.explorer()
+    live = bnh.figures.zigzag.explorer()
     assert "condition number" in live.readout.value
     before = live.png()
     lr_max = zz.readout(*zz.make_inputs(3.0, 2.0, "raw"))["lr_max"]
