@@ -1,9 +1,14 @@
-"""Training engine: a whole SGD run inside one jitted `lax.scan`, vmappable.
+"""Training engine: every SGD run of the course, inside one jitted `lax.scan`, vmappable.
 
-Batch order is fixed before training (`batch_indices`: one permutation per
-epoch), so the step itself only slices. `fit` trains one network;
-`fit_many` trains several configurations (learning rates, init scales,
-seeds) in one vmapped computation. Same keys, same numbers.
+`sgd` is the one update loop (minibatch SGD with momentum and L2 decay);
+`fit` trains a classifier on it with periodic evaluation; `fit_many` trains
+several configurations (learning rates, init scales, seeds, decay) in one
+vmapped computation. Batch order is fixed before training
+(`batch_indices`), so a step only slices. Same keys, same numbers.
+
+A model is any frozen dataclass with `input_shape`, `needs_batch`,
+`init_params(key, scale)` and `apply(params, state, x, *, train, key)`:
+`bnh.MLP` and `bnh.CNN`.
 
 Used in notebooks/00_start_here.ipynb and every training notebook.
 """
@@ -17,9 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .mlp import MLP
-
-__all__ = ["batch_indices", "cross_entropy", "accuracy", "fit", "fit_many", "FitResult"]
+__all__ = ["batch_indices", "cross_entropy", "accuracy", "evaluate", "sgd", "fit", "fit_many",
+           "FitResult"]
 
 
 class FitResult(NamedTuple):
@@ -28,8 +32,9 @@ class FitResult(NamedTuple):
     loss: training loss of every step, shape (num_steps,).
     eval_steps: steps at which the model was evaluated (0 = before training).
     test_acc, train_acc: accuracy at those steps (eval mode: running BN statistics).
-    probe: whatever `probe(params, state)` returned at those steps (or None).
+    probe: whatever `probe` returned at those steps (or None).
     params, state: the trained network.
+    record: whatever `record` returned at every step (or None).
     """
 
     loss: jax.Array
@@ -39,6 +44,7 @@ class FitResult(NamedTuple):
     probe: object
     params: object
     state: object
+    record: object = None
 
 
 def batch_indices(key, num_examples: int, batch_size: int, num_steps: int):
@@ -78,158 +84,241 @@ def accuracy(logits, labels):
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 
-def _loss(net: MLP, params, state, x, y):
-    logits, new_state = net.apply(params, state, x, train=True)
-    return cross_entropy(logits, y), new_state
+# --- the one update loop ------------------------------------------------------
 
 
-def _evaluate(net, params, state, x, y, eval_batch):
-    """Eval-mode accuracy, in fixed-size chunks to bound memory."""
-    n = (x.shape[0] // eval_batch) * eval_batch
-    xs = x[:n].reshape(-1, eval_batch, x.shape[1])
-    ys = y[:n].reshape(-1, eval_batch)
+def _per_leaf(value, params):
+    """Broadcast a scalar, or one scalar per entry of a list of layers, to every leaf."""
+    if hasattr(value, "ndim") and value.ndim == 1 and isinstance(params, (list, tuple)):
+        value = [value[i] for i in range(value.shape[0])]
+    return jax.tree.map(lambda v, sub: jax.tree.map(lambda _: v, sub), value, params)
+
+
+def sgd(loss_fn: Callable, params, state=None, *, lr, num_steps: int | None = None, batches=None,
+        sgd_momentum=0.0, weight_decay=0.0, record: Callable | None = None, key=None):
+    """Minibatch SGD with momentum as one `lax.scan`; traceable, call it inside `jax.jit`.
+
+    loss_fn(params, state, batch, key) -> (loss, new_state). `batches` is a
+    pytree with a leading steps axis (None with `num_steps` for full-batch
+    descent). `lr` is a scalar or one scalar per layer (a list of layers).
+    `weight_decay` adds decay * w to the gradient of every weight with 2+
+    dimensions (matrices and kernels, not biases or BN's gamma/beta).
+    `record(params, state, grads, batch)` is stacked per step (params before the step).
+    Returns (params, state, losses, records).
+
+    Used by `fit` and, for the toy models, in notebooks/01_whitening.ipynb and 02_zigzag.ipynb.
+    """
+    lrs = _per_leaf(lr, params)
+    key = jax.random.PRNGKey(0) if key is None else key
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def step(carry, batch_and_i):
+        params, state, velocity = carry
+        batch, i = batch_and_i
+        (loss, new_state), grads = grad_fn(params, state, batch, jax.random.fold_in(key, i))
+        rec = None if record is None else record(params, state, grads, batch)
+        grads = jax.tree.map(lambda g, p: g + weight_decay * p if p.ndim >= 2 else g, grads, params)
+        velocity = jax.tree.map(lambda v, g: sgd_momentum * v + g, velocity, grads)
+        params = jax.tree.map(lambda p, v, r: p - r * v, params, velocity, lrs)
+        return (params, new_state, velocity), (loss, rec)
+
+    if batches is None and num_steps is None:
+        raise ValueError("sgd needs `batches` or `num_steps`")
+    n = num_steps if batches is None else jax.tree.leaves(batches)[0].shape[0]
+    velocity = jax.tree.map(jnp.zeros_like, params)
+    (params, state, _), (losses, recs) = jax.lax.scan(
+        step, (params, state, velocity), (batches, jnp.arange(n)), length=n)
+    return params, state, losses, recs
+
+
+# --- classifiers ----------------------------------------------------------------
+
+
+def evaluate(model, params, state, x, y, *, batch: int = 500):
+    """Eval-mode accuracy (running BN statistics), in fixed-size chunks to bound memory.
+
+    Traceable; the first len(x) // batch * batch examples count.
+
+    Used in every training notebook.
+    """
+    batch = min(batch, x.shape[0])
+    n = (x.shape[0] // batch) * batch
+    xs = x[:n].reshape((-1, batch) + x.shape[1:])
+    ys = y[:n].reshape(-1, batch)
 
     def one(carry, xy):
-        logits, _ = net.apply(params, state, xy[0], train=False)
+        logits, _ = model.apply(params, state, xy[0], train=False)
         return carry + jnp.sum(jnp.argmax(logits, -1) == xy[1]), None
 
     correct, _ = jax.lax.scan(one, 0, (xs, ys))
     return correct / n
 
 
-def _run(net, num_steps, eval_every, eval_batch, probe, init_key, idx, lr, sgd_momentum, init_scale,
-         x_train, y_train, x_test, y_test):
-    """One training run; every argument after `probe` may carry a vmap axis."""
-    params, state = net.init_params(init_key, init_scale)
-    velocity = jax.tree.map(jnp.zeros_like, params)
-    grad_fn = jax.value_and_grad(partial(_loss, net), has_aux=True)
+def _run(model, num_steps, eval_every, eval_batch, train_eval, probe, record, init_key, idx, lr,
+         sgd_momentum, init_scale, weight_decay, start, x_train, y_train, x_test, y_test, probe_x):
+    """One training run; every argument after `record` may carry a vmap axis."""
+    if start is None:
+        params, state = model.init_params(init_key, init_scale)
+    else:
+        params, state = start
 
-    def step(carry, batch):
-        params, state, velocity = carry
-        xb, yb = batch
-        (loss, state), grads = grad_fn(params, state, xb, yb)
-        velocity = jax.tree.map(lambda v, g: sgd_momentum * v + g, velocity, grads)
-        params = jax.tree.map(lambda p, v: p - lr * v, params, velocity)
-        return (params, state, velocity), loss
+    def loss_fn(params, state, batch, key):
+        logits, new_state = model.apply(params, state, batch[0], train=True, key=key)
+        return cross_entropy(logits, batch[1]), new_state
+
+    rec = None if record is None else (lambda p, s, g, b: record(p, s, g, b[0], b[1]))
+    x_seen, y_seen = x_train[:train_eval], y_train[:train_eval]
 
     def measure(params, state):
-        out = (_evaluate(net, params, state, x_test, y_test, eval_batch),
-               _evaluate(net, params, state, x_train, y_train, eval_batch))
-        return out + ((probe(params, state),) if probe is not None else (None,))
+        out = (evaluate(model, params, state, x_test, y_test, batch=eval_batch),
+               evaluate(model, params, state, x_seen, y_seen, batch=eval_batch))
+        if probe is None:
+            return out + (None,)
+        return out + ((probe(params, state) if probe_x is None else probe(params, state, probe_x)),)
 
-    def chunk(carry, chunk_idx):
+    def chunk(carry, chunk_and_i):
+        (params, state), (chunk_idx, i) = carry, chunk_and_i
         # Gather the chunk's batches once; each step then only slices
-        carry, losses = jax.lax.scan(step, carry, (x_train[chunk_idx], y_train[chunk_idx]))
-        return carry, (losses, measure(carry[0], carry[1]))
+        params, state, losses, recs = sgd(
+            loss_fn, params, state, lr=lr, batches=(x_train[chunk_idx], y_train[chunk_idx]),
+            sgd_momentum=sgd_momentum, weight_decay=weight_decay, record=rec,
+            key=jax.random.fold_in(init_key, i))
+        return (params, state), (losses, recs, measure(params, state))
 
     num_chunks = num_steps // eval_every
     first = measure(params, state)
-    carry = (params, state, velocity)
-    carry, (losses, evals) = jax.lax.scan(chunk, carry, idx.reshape(num_chunks, eval_every, -1))
+    (params, state), (losses, recs, evals) = jax.lax.scan(
+        chunk, (params, state), (idx.reshape(num_chunks, eval_every, -1), jnp.arange(num_chunks)))
     evals = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, evals)
-    return losses.reshape(-1), evals, carry[0], carry[1]
+    recs = jax.tree.map(lambda r: r.reshape((num_steps,) + r.shape[2:]), recs)
+    return losses.reshape(-1), evals, params, state, recs
 
 
-_STATIC = ("net", "num_steps", "eval_every", "eval_batch", "probe", "in_axes")
+_STATIC = ("model", "num_steps", "eval_every", "eval_batch", "train_eval", "probe", "record",
+           "in_axes")
 
 
 @partial(jax.jit, static_argnames=_STATIC)
-def _run_jit(init_key, idx, lr, sgd_momentum, init_scale, x_train, y_train, x_test, y_test, *,
-             net, num_steps, eval_every, eval_batch, probe, in_axes):
-    fn = partial(_run, net, num_steps, eval_every, eval_batch, probe)
+def _run_jit(*args, model, num_steps, eval_every, eval_batch, train_eval, probe, record, in_axes):
+    fn = partial(_run, model, num_steps, eval_every, eval_batch, train_eval, probe, record)
     if in_axes is not None:
         fn = jax.vmap(fn, in_axes=in_axes)
-    return fn(init_key, idx, lr, sgd_momentum, init_scale, x_train, y_train, x_test, y_test)
+    return fn(*args)
 
 
-def _check_data(data):
+def _check_data(model, data):
     x_train, y_train, x_test, y_test = (jnp.asarray(a) for a in data[:4])
+    shape = tuple(model.input_shape)
     for name, x, y in (("x_train", x_train, y_train), ("x_test", x_test, y_test)):
-        if x.ndim != 2 or y.shape != (x.shape[0],):
-            raise ValueError(f"`data`: {name} must be (N, D) with labels (N,), got {x.shape}, {y.shape}")
-    return x_train.astype(jnp.float32), y_train.astype(jnp.int32), x_test.astype(jnp.float32), \
-        y_test.astype(jnp.int32)
+        if x.shape[1:] != shape or y.shape != (x.shape[0],):
+            raise ValueError(f"`data`: {name} must be (N, {', '.join(map(str, shape))}) with labels "
+                             f"(N,) for this model, got {tuple(x.shape)} and {tuple(y.shape)}")
+    return (x_train.astype(jnp.float32), y_train.astype(jnp.int32), x_test.astype(jnp.float32),
+            y_test.astype(jnp.int32))
 
 
-def _prepare(net, data, num_steps, batch_size, eval_every, data_key):
-    if not isinstance(net, MLP):
-        raise TypeError(f"`net` must be a bn_helpers.MLP, got {type(net).__name__}")
-    x_train, y_train, x_test, y_test = _check_data(data)
-    if x_train.shape[1] != net.sizes[0]:
-        raise ValueError(f"`data` has {x_train.shape[1]} features but `net` expects {net.sizes[0]}")
-    if net.bn and batch_size < 2:
+def _prepare(model, data, num_steps, batch_size, eval_every, data_key, batch_idx, train_eval):
+    for attr in ("input_shape", "needs_batch", "init_params", "apply"):
+        if not hasattr(model, attr):
+            raise TypeError(f"`model` must be a bn_helpers model (MLP, CNN) with `{attr}`, "
+                            f"got {type(model).__name__}")
+    data = _check_data(model, data)
+    n = data[0].shape[0]
+    if model.needs_batch and batch_size < 2:
         raise ValueError("`batch_size` must be >= 2 for a network with batch norm (training mode)")
     eval_every = min(eval_every, num_steps)
     if num_steps % eval_every:
         raise ValueError(f"`num_steps`={num_steps} must be a multiple of `eval_every`={eval_every}")
-    idx = batch_indices(data_key, x_train.shape[0], batch_size, num_steps)
-    return (x_train, y_train, x_test, y_test), idx, eval_every
-
-
-def _eval_batch(data):
-    n = min(data[0].shape[0], data[2].shape[0])
-    return next(b for b in (500, 250, 200, 100, 50, 25, 20, 10, 5, 2, 1) if b <= n)
+    if batch_idx is None:
+        idx = batch_indices(data_key, n, batch_size, num_steps)
+    else:
+        idx = np.asarray(batch_idx)
+        if idx.shape[-2:] != (num_steps, batch_size) or idx.ndim not in (2, 3):
+            raise ValueError(f"`batch_idx` must have shape (num_steps, batch_size) = ({num_steps}, "
+                             f"{batch_size}) (or with a leading config axis), got {idx.shape}")
+        if idx.min() < 0 or idx.max() >= n:
+            raise ValueError(f"`batch_idx` holds indices outside [0, {n}) of x_train")
+        idx = jnp.asarray(idx, jnp.int32)
+    train_eval = n if train_eval is None else int(min(max(train_eval, 1), n))
+    eval_batch = next(b for b in (500, 250, 200, 100, 50, 25, 20, 10, 5, 2, 1)
+                      if b <= min(train_eval, data[2].shape[0]))
+    static = {"model": model, "num_steps": num_steps, "eval_every": eval_every,
+              "eval_batch": eval_batch, "train_eval": train_eval}
+    return data, idx, static
 
 
 def _result(out, num_steps, eval_every):
-    losses, (test_acc, train_acc, probe), params, state = out
+    losses, (test_acc, train_acc, probe), params, state, record = out
     steps = np.arange(0, num_steps + 1, eval_every)
-    return FitResult(losses, steps, test_acc, train_acc, probe, params, state)
+    return FitResult(losses, steps, test_acc, train_acc, probe, params, state, record)
 
 
-def fit(net: MLP, data, *, key, lr: float, num_steps: int, batch_size: int = 60,
-        sgd_momentum: float = 0.0, init_scale: float = 1.0, eval_every: int = 500,
-        probe: Callable | None = None) -> FitResult:
-    """Train `net` with minibatch SGD on `data` = (x_train, y_train, x_test, y_test).
+def fit(model, data, *, key, lr, num_steps: int, batch_size: int = 60, sgd_momentum: float = 0.0,
+        init_scale: float = 1.0, weight_decay: float = 0.0, eval_every: int = 500,
+        train_eval: int | None = None, probe: Callable | None = None, probe_inputs=None,
+        record: Callable | None = None, batch_idx=None, start=None) -> FitResult:
+    """Train `model` with minibatch SGD on `data` = (x_train, y_train, x_test, y_test).
 
-    `key` fixes both the initial weights and the batch order. `probe`, a
-    function (params, state) -> pytree, is recorded at every evaluation; pass
-    the same function object each time so the compiled run is reused.
+    `key` fixes the initial weights, the batch order and any noise the model
+    draws. `lr` is a scalar or one rate per layer. `probe(params, state)`
+    (or `probe(params, state, probe_inputs)`) is recorded at every
+    evaluation, `record(params, state, grads, xb, yb)` at every step: pass
+    module-level functions so the compiled run is reused. `train_eval`
+    evaluates training accuracy on the first N training examples only.
+    `batch_idx` (num_steps, batch_size) replaces the shuffled order;
+    `start=(params, state)` continues from given weights.
 
     Used in notebooks/00_start_here.ipynb and every training notebook.
     """
     init_key, data_key = jax.random.split(key)
-    data, idx, eval_every = _prepare(net, data, num_steps, batch_size, eval_every, data_key)
-    out = _run_jit(init_key, idx, lr, sgd_momentum, init_scale, *data, net=net,
-                   num_steps=num_steps, eval_every=eval_every, eval_batch=_eval_batch(data),
-                   probe=probe, in_axes=None)
-    return _result(out, num_steps, eval_every)
+    data, idx, static = _prepare(model, data, num_steps, batch_size, eval_every, data_key,
+                                 batch_idx, train_eval)
+    out = _run_jit(init_key, idx, jnp.asarray(lr, jnp.float32), sgd_momentum, init_scale, weight_decay, start,
+                   *data, probe_inputs, probe=probe, record=record, in_axes=None, **static)
+    return _result(out, num_steps, static["eval_every"])
 
 
-def fit_many(net: MLP, data, *, key, lr, num_steps: int, batch_size: int = 60,
-             sgd_momentum=0.0, init_scale=1.0, seeds=None, eval_every: int = 500,
-             probe: Callable | None = None) -> FitResult:
-    """Train several configurations of `net` in one vmapped computation.
+def fit_many(model, data, *, key, lr, num_steps: int, batch_size: int = 60, sgd_momentum=0.0,
+             init_scale=1.0, weight_decay=0.0, seeds=None, eval_every: int = 500,
+             train_eval: int | None = None, probe: Callable | None = None, probe_inputs=None,
+             record: Callable | None = None, batch_idx=None, start=None) -> FitResult:
+    """Train several configurations of `model` in one vmapped computation.
 
-    `lr`, `sgd_momentum` and `init_scale` may each be a scalar or a 1-D array;
-    arrays must share one length K, the number of runs. `seeds` (K ints)
-    gives each run its own initial weights; all runs see the same batch
-    order (from `key`), which keeps the input matmul shared and fast.
-    Every field of the result gains a leading axis of size K.
+    `lr`, `sgd_momentum`, `init_scale` and `weight_decay` may each be a
+    scalar or a 1-D array (`lr` per layer: (K, num_layers)); arrays share
+    one length K, the number of runs. `seeds` (K ints) gives each run its
+    own initial weights; all runs see the same batch order (from `key`, or
+    `batch_idx`, which may carry a leading K axis). Every field of the
+    result gains a leading axis of size K. Other arguments as in `fit`.
 
     Used in notebooks/03_init.ipynb and notebooks/06_paper_experiment.ipynb.
     """
     init_key, data_key = jax.random.split(key)
-    data, idx, eval_every = _prepare(net, data, num_steps, batch_size, eval_every, data_key)
-    args = {"lr": lr, "sgd_momentum": sgd_momentum, "init_scale": init_scale}
-    sizes = {k: np.shape(v)[0] for k, v in args.items() if np.ndim(v) == 1}
+    data, idx, static = _prepare(model, data, num_steps, batch_size, eval_every, data_key,
+                                 batch_idx, train_eval)
+    args = {"lr": lr, "sgd_momentum": sgd_momentum, "init_scale": init_scale,
+            "weight_decay": weight_decay}
+    swept = {name: np.ndim(v) >= 1 for name, v in args.items()}
+    sizes = {k: np.shape(v)[0] for k, v in args.items() if swept[k]}
+    for k, v in args.items():
+        if np.ndim(v) > (2 if k == "lr" else 1):
+            raise ValueError(f"`{k}` must be a scalar or a 1-D array, got shape {np.shape(v)}")
     if seeds is not None:
         sizes["seeds"] = len(seeds)
-    for k, v in args.items():
-        if np.ndim(v) > 1:
-            raise ValueError(f"`{k}` must be a scalar or a 1-D array, got shape {np.shape(v)}")
+    if idx.ndim == 3:
+        sizes["batch_idx"] = idx.shape[0]
     if len(set(sizes.values())) > 1:
         raise ValueError(f"swept arguments must have one length, got {sizes}")
     if not sizes:
         raise ValueError("fit_many needs at least one swept argument (`lr`, `sgd_momentum`, "
-                         "`init_scale` as a 1-D array, or `seeds`)")
+                         "`init_scale`, `weight_decay` as a 1-D array, `seeds`, or `batch_idx`)")
     k = next(iter(sizes.values()))
     if seeds is None:
         init_keys = jnp.broadcast_to(init_key, (k,) + init_key.shape)
     else:
         init_keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
-    in_axes = (0, None) + tuple(0 if np.ndim(v) == 1 else None for v in args.values()) + (None,) * 4
-    out = _run_jit(init_keys, idx, *(jnp.asarray(v, jnp.float32) for v in args.values()), *data,
-                   net=net, num_steps=num_steps, eval_every=eval_every,
-                   eval_batch=_eval_batch(data), probe=probe, in_axes=in_axes)
-    return _result(out, num_steps, eval_every)
+    in_axes = ((0, 0 if idx.ndim == 3 else None) + tuple(0 if swept[n] else None for n in args)
+               + (None,) * 6)
+    out = _run_jit(init_keys, idx, *(jnp.asarray(v, jnp.float32) for v in args.values()), start,
+                   *data, probe_inputs, probe=probe, record=record, in_axes=in_axes, **static)
+    return _result(out, num_steps, static["eval_every"])

@@ -138,13 +138,95 @@ def test_errors(small_data):
         bnh.fit(NET, small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=150, eval_every=100)
     with pytest.raises(ValueError, match="`batch_size` must be >= 2"):
         bnh.fit(NET, small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=10, batch_size=1)
-    with pytest.raises(ValueError, match="has 784 features but `net` expects 5"):
+    with pytest.raises(ValueError, match=r"x_train must be \(N, 5\)"):
         bnh.fit(bnh.MLP((5, 2)), small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=10)
     with pytest.raises(ValueError, match="one length"):
         bnh.fit_many(NET, small_data, key=jax.random.PRNGKey(0), lr=jnp.ones(2),
                      init_scale=jnp.ones(3), num_steps=10)
     with pytest.raises(ValueError, match="at least one swept argument"):
         bnh.fit_many(NET, small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=10)
+    with pytest.raises(ValueError, match="`batch_idx` must have shape"):
+        bnh.fit(NET, small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=10,
+                batch_idx=np.zeros((10, 3), int))
+    with pytest.raises(ValueError, match="`batch_idx` holds indices outside"):
+        bnh.fit(NET, small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=10, batch_size=2,
+                batch_idx=np.full((10, 2), 5000))
+    with pytest.raises(TypeError, match="must be a bn_helpers model"):
+        bnh.fit("mlp", small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=10)
     with pytest.raises(TypeError, match="`train` must be True or False"):
         params, state = NET.init_params(jax.random.PRNGKey(0))
         NET.apply(params, state, jnp.ones((4, 784)), train=None)
+
+
+# --- the hooks every experiment uses (issue 13) ---------------------------------
+
+SMALL = bnh.MLP((784, 16, 10), activation="relu", bn="before")
+
+
+def _grad_norm(params, state, grads, xb, yb):
+    return jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree.leaves(grads)))
+
+
+def _mean_probe(params, state, x):
+    return jnp.mean(x @ params[0]["W"])
+
+
+def test_record_probe_inputs_and_train_eval(small_data):
+    x_probe = small_data[0][:50]
+    r = bnh.fit(SMALL, small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=40, eval_every=20,
+                record=_grad_norm, probe=_mean_probe, probe_inputs=x_probe, train_eval=100)
+    assert r.record.shape == (40,) and bool(jnp.all(r.record > 0))
+    assert r.probe.shape == (3,)
+    np.testing.assert_allclose(r.probe[-1], jnp.mean(x_probe @ r.params[0]["W"]), rtol=1e-5)
+    # train accuracy on the first 100 training examples only
+    want = bnh.train.evaluate(SMALL, r.params, r.state, small_data[0][:100], small_data[1][:100])
+    np.testing.assert_allclose(r.train_acc[-1], want)
+
+
+def test_explicit_batch_order_start_and_per_layer_lr(small_data):
+    idx = np.tile(np.arange(30), (20, 1))  # the same 30 examples every step
+    a = bnh.fit(SMALL, small_data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=20, eval_every=20,
+                batch_size=30, batch_idx=idx)
+    assert float(a.loss[-1]) < float(a.loss[0])
+    # continuing from a's weights: the first loss is a's next loss
+    b = bnh.fit(SMALL, small_data, key=jax.random.PRNGKey(5), lr=0.1, num_steps=20, eval_every=20,
+                batch_size=30, batch_idx=idx, start=(a.params, a.state))
+    assert float(b.loss[0]) < float(a.loss[0])
+    # lr zero on the first layer freezes it; the output layer still moves
+    c = bnh.fit(SMALL, small_data, key=jax.random.PRNGKey(0), lr=[0.0, 0.1], num_steps=20,
+                eval_every=20, batch_size=30, batch_idx=idx)
+    p0, _ = SMALL.init_params(jax.random.split(jax.random.PRNGKey(0))[0])
+    np.testing.assert_allclose(c.params[0]["W"], p0[0]["W"], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(c.params[1]["W"], p0[1]["W"], rtol=1e-3)
+    # per-layer rates in fit_many: (K, num_layers); row 1 equals the single run c
+    many = bnh.fit_many(SMALL, small_data, key=jax.random.PRNGKey(0), lr=jnp.array([[0.1, 0.1],
+                        [0.0, 0.1]]), num_steps=20, eval_every=20, batch_size=30, batch_idx=idx)
+    np.testing.assert_allclose(many.loss[1], c.loss, rtol=1e-5)
+    np.testing.assert_allclose(many.loss[0], a.loss, rtol=1e-5)
+
+
+def test_weight_decay_shrinks_weights_not_bn_params(small_data):
+    kw = dict(key=jax.random.PRNGKey(0), lr=0.1, num_steps=20, eval_every=20)
+    many = bnh.fit_many(SMALL, small_data, weight_decay=jnp.array([0.0, 0.5]), **kw)
+    norm = [float(jnp.linalg.norm(many.params[0]["W"][i])) for i in range(2)]
+    assert norm[1] < 0.95 * norm[0]
+    # gamma gets no decay: with a zero learning rate nothing moves at all
+    still = bnh.fit(SMALL, small_data, weight_decay=0.5, **{**kw, "lr": 0.0})
+    np.testing.assert_array_equal(still.params[0]["gamma"], 1.0)
+
+
+def test_sgd_descends_a_quadratic_bowl_like_the_formula():
+    h = jnp.array([1.0, 10.0])
+
+    def bowl(w, state, batch, key):
+        return 0.5 * jnp.sum(h * w ** 2), state
+
+    w, _, losses, path = bnh.train.sgd(bowl, jnp.array([1.0, 1.0]), None, lr=0.05, num_steps=30,
+                                       record=lambda w, s, g, b: w)
+    # plain gradient descent: w_t = (1 - lr h)^t w_0
+    np.testing.assert_allclose(path[7], (1 - 0.05 * h) ** 7, rtol=1e-5)
+    np.testing.assert_allclose(w, (1 - 0.05 * h) ** 30, rtol=1e-4)
+    assert losses.shape == (30,)
+    w_m, _, _, _ = bnh.train.sgd(bowl, jnp.array([1.0, 1.0]), None, lr=0.05, num_steps=30,
+                                 sgd_momentum=0.9)
+    assert not np.allclose(w_m, w)
