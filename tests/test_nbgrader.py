@@ -2,11 +2,15 @@
 tools/nbgrader_build.py: the solutions get full marks in every notebook, the released (blank)
 copy zero, and notebook 04 with seeded mistakes the points of its one right exercise.
 
-The autograding runs every notebook once (FAST mode), so this file takes several minutes.
+Autograding executes a notebook per submission. By default the solutions of two notebooks are
+autograded (00, the first a student meets, and 04, the one with the most checks); every
+notebook's grading metadata is still checked statically, and every solution copy is executed
+with all its checks PASSing by tests/test_notebooks.py. BN_NBGRADER_ALL=1 autogrades all of them.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from student_copy import BEGIN, END  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 IDS = [p.stem for p in NOTEBOOKS]
+AUTOGRADED = IDS if os.environ.get("BN_NBGRADER_ALL") == "1" else ["00_start_here", "04_bn_math"]
 
 
 def _need_nbgrader():
@@ -107,11 +112,12 @@ def test_generate_assignment_releases_every_notebook(course):
 @pytest.mark.slow
 def test_autograde_gives_the_solutions_full_marks(course):
     root, names = course
-    for name in names:
+    assert set(AUTOGRADED) <= set(names)
+    for name in AUTOGRADED:
         nbgrader_build.submit(root, "solutions", root / "source" / name / f"{name}.ipynb")
-    got = nbgrader_build.autograde(root, "solutions", names)
+    got = nbgrader_build.autograde(root, "solutions", AUTOGRADED)
     wrong = {}
-    for name in names:
+    for name in AUTOGRADED:
         exs = grade.exercises(nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4))
         assert got[name]["max_score"] == sum(e.points for e in exs) > 0
         if got[name]["score"] != got[name]["max_score"]:
