@@ -29,11 +29,32 @@ _INSTANCES: "weakref.WeakSet[LiveFigure]" = weakref.WeakSet()
 
 _STYLE = {"description_width": "11em"}
 _LAYOUT = {"width": "34em"}
+_CHAR_EM = 0.6  # width of one label character, in em (a generous average for the UI font)
+
+
+def _set_tooltip(widget, text: str):
+    """Hover text on a control: `tooltip` in ipywidgets 8, `description_tooltip` in 7."""
+    name = "tooltip" if "tooltip" in widget.trait_names() else "description_tooltip"
+    setattr(widget, name, text)
+    return widget
+
+
+def _fit_labels(widgets):
+    """One label width for a column of controls, wide enough that no label is cut."""
+    longest = max((len(w.description) for w in widgets if getattr(w, "description", "")),
+                  default=0)
+    width = f"{max(11.0, round(longest * _CHAR_EM + 1.0, 1))}em"
+    for w in widgets:
+        if hasattr(w, "style") and hasattr(w.style, "description_width"):
+            w.style.description_width = width
 
 
 def slider(description: str, min: float, max: float, value: float, step: float | None = None,
-           *, fmt: str = ".3g", log: bool = False, continuous_update: bool = False):
+           *, fmt: str = ".3g", log: bool = False, continuous_update: bool = False,
+           tooltip: str | None = None):
     """A labelled float slider (log-scale with log=True: min and max are the real values).
+
+    `tooltip` (default: the label) is shown when the pointer rests on the control.
 
     Used in every notebook with a slider.
     """
@@ -43,36 +64,40 @@ def slider(description: str, min: float, max: float, value: float, step: float |
         if min <= 0:
             raise ValueError(f"`min` must be > 0 for a log slider, got {min}")
         exps = (math.log10(min), math.log10(max))
-        return W.FloatLogSlider(value=value, base=10, min=exps[0], max=exps[1],
-                                step=step or (exps[1] - exps[0]) / 60, description=description,
-                                readout_format=fmt, continuous_update=continuous_update,
-                                style=_STYLE, layout=_LAYOUT)
-    return W.FloatSlider(value=value, min=min, max=max, step=step or (max - min) / 100,
-                         description=description, readout_format=fmt,
-                         continuous_update=continuous_update, style=_STYLE, layout=_LAYOUT)
+        w = W.FloatLogSlider(value=value, base=10, min=exps[0], max=exps[1],
+                             step=step or (exps[1] - exps[0]) / 60, description=description,
+                             readout_format=fmt, continuous_update=continuous_update,
+                             style=_STYLE, layout=_LAYOUT)
+    else:
+        w = W.FloatSlider(value=value, min=min, max=max, step=step or (max - min) / 100,
+                          description=description, readout_format=fmt,
+                          continuous_update=continuous_update, style=_STYLE, layout=_LAYOUT)
+    return _set_tooltip(w, tooltip or description)
 
 
 def int_slider(description: str, min: int, max: int, value: int, step: int = 1, *,
-               continuous_update: bool = False):
-    """A labelled integer slider.
+               continuous_update: bool = False, tooltip: str | None = None):
+    """A labelled integer slider (`tooltip` as in `slider`).
 
     Used in every notebook with a slider.
     """
     if not min <= value <= max:
         raise ValueError(f"`value`={value} must lie in [`min`={min}, `max`={max}]")
-    return W.IntSlider(value=value, min=min, max=max, step=step, description=description,
-                       continuous_update=continuous_update, style=_STYLE, layout=_LAYOUT)
+    w = W.IntSlider(value=value, min=min, max=max, step=step, description=description,
+                    continuous_update=continuous_update, style=_STYLE, layout=_LAYOUT)
+    return _set_tooltip(w, tooltip or description)
 
 
-def toggle(description: str, options, value=None):
-    """A row of buttons to pick one option.
+def toggle(description: str, options, value=None, *, tooltip: str | None = None):
+    """A row of buttons to pick one option (`tooltip` as in `slider`).
 
     Used in every notebook with a slider.
     """
     options = list(options)
-    return W.ToggleButtons(options=options, value=options[0] if value is None else value,
-                           description=description, style={"description_width": "11em",
-                                                           "button_width": "auto"})
+    w = W.ToggleButtons(options=options, value=options[0] if value is None else value,
+                        description=description, style={"description_width": "11em",
+                                                        "button_width": "auto"})
+    return _set_tooltip(w, tooltip or description)
 
 
 class LiveFigure:
@@ -100,6 +125,7 @@ class LiveFigure:
         self.fig = fig
         self.update = update
         self.controls = dict(controls)
+        _fit_labels(self.controls.values())
         self.dpi = dpi
         fig.set_dpi(dpi)
         if not isinstance(fig.canvas, FigureCanvasAgg):
@@ -144,7 +170,9 @@ class LiveFigure:
         self.image.value = self.png()
         t3 = time.perf_counter()
         if text is not None:
-            self.readout.value = f"<pre style='margin:0'>{text}</pre>"
+            # Wrap long readouts between words, never inside one
+            self.readout.value = (f"<pre style='margin:0; white-space:pre-wrap; "
+                                  f"word-break:normal; overflow-wrap:normal'>{text}</pre>")
         self.timings.append(((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3))
         self.calls += 1
 

@@ -68,6 +68,25 @@ def test_widget_argument_errors():
         bnh.widgets.LiveFigure(bnh.plots.new_figure(interactive=True)[0], lambda: None, {})
 
 
+def test_labels_are_whole_and_have_tooltips():
+    """A long label widens the whole column (no label cut), every control has hover text."""
+    short = bnh.widgets.slider("lr", 0.0, 1.0, 0.5)
+    long = bnh.widgets.slider("momentum (weight on old)", 0.0, 1.0, 0.9,
+                              tooltip="weight of the old running average in each update")
+    pick = bnh.widgets.toggle("loss", ["a", "b"])
+    fig, _ = bnh.plots.new_figure(interactive=True)
+    bnh.widgets.LiveFigure(fig, lambda **kw: "a readout", {"a": short, "b": long, "c": pick})
+    widths = {w.style.description_width for w in (short, long, pick)}
+    assert len(widths) == 1
+    assert float(widths.pop()[:-2]) >= 0.55 * len("momentum (weight on old)")
+
+    def hover(w):
+        return getattr(w, "tooltip", None) or getattr(w, "description_tooltip", None)
+
+    assert hover(short) == "lr" and hover(pick) == "loss"
+    assert hover(long).startswith("weight of the old")
+
+
 def test_hist_helpers():
     fig, ax = bnh.plots.new_figure(interactive=True)
     h = bnh.plots.hist(ax, np.zeros(100), bins=10, range=(-1, 1), percent=True)
