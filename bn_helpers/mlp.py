@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from . import batchnorm as _bn
+from . import noise as _noise
 
 __all__ = ["MLP", "ACTIVATIONS", "INITS", "init_std"]
 
@@ -52,6 +53,9 @@ class MLP:
     bn: None, "before" the nonlinearity (the paper's choice; the layer's bias
     is dropped because BN's beta replaces it) or "after" it.
     momentum, eps, unbiased_var: see `bn_helpers.apply_batch_norm`.
+    noise: scale of Santurkar et al.'s injected noise (`bn_helpers.noise`) in
+    training mode, after each hidden layer's BN (or, without BN, on the input
+    of the nonlinearity); 0 = none. It needs the per-step `key` that `fit` passes.
 
     Used in notebooks/00_start_here.ipynb and every training notebook.
     """
@@ -64,6 +68,7 @@ class MLP:
     momentum: float = 0.9
     eps: float = 1e-5
     unbiased_var: bool = True
+    noise: float = 0.0
 
     def __post_init__(self):
         sizes = tuple(int(s) for s in self.sizes)
@@ -75,6 +80,8 @@ class MLP:
         if self.bn not in _BN_PLACES:
             raise ValueError(f"`bn` must be one of {_BN_PLACES}, got {self.bn!r}")
         init_std(self.init, 1, 1)  # validates the scheme name
+        if not self.noise >= 0.0:
+            raise ValueError(f"`noise` must be >= 0, got {self.noise}")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"`momentum` must be in [0, 1], got {self.momentum}")
 
@@ -117,7 +124,7 @@ class MLP:
         """Forward pass: returns (logits, new_state) or, with return_hidden, (logits, new_state, hidden).
 
         `key` (a jax.random key or None) is the per-step randomness that `fit`
-        hands every model; an MLP has no random layers and ignores it.
+        hands every model; only `noise` uses it (required then in training mode).
 
         hidden is a list per hidden layer of {"pre": input to the nonlinearity,
         "post": its output}. In eval mode (train=False) BN uses the running
@@ -128,6 +135,9 @@ class MLP:
         if x.ndim != 2 or x.shape[-1] != self.sizes[0]:
             raise ValueError(f"`x` must have shape (batch, {self.sizes[0]}), got {tuple(x.shape)}")
         act = ACTIVATIONS[self.activation]
+        noisy = train and self.noise > 0
+        if noisy and key is None:
+            raise ValueError("`key` is required in training mode when `noise` > 0")
         new_state, hidden = [], []
         h = x
         for i, layer in enumerate(params):
@@ -141,9 +151,13 @@ class MLP:
             s = state[i]
             if self.bn == "before":
                 z, s = self._bn(layer, s, z, train)
+            if noisy and self.bn != "after":
+                z = _noise.inject(jax.random.fold_in(key, i), z, self.noise)
             a = act(z)
             if self.bn == "after":
                 a, s = self._bn(layer, s, a, train)
+                if noisy:
+                    a = _noise.inject(jax.random.fold_in(key, i), a, self.noise)
             new_state.append(s)
             hidden.append({"pre": z, "post": a})
             h = a

@@ -230,3 +230,23 @@ def test_sgd_descends_a_quadratic_bowl_like_the_formula():
     w_m, _, _, _ = bnh.train.sgd(bowl, jnp.array([1.0, 1.0]), None, lr=0.05, num_steps=30,
                                  sgd_momentum=0.9)
     assert not np.allclose(w_m, w)
+
+
+def test_noise_follows_santurkar_and_only_in_training():
+    a = jnp.ones((20000, 4))
+    out = bnh.noise.inject(jax.random.PRNGKey(0), a, 1.0)
+    # per unit: shift mean in [-0.5, 0.5] (+- 0.1), scale in [1, 1.25] with spread 0.1
+    unit_scale = jnp.std(out, 0)
+    assert bool(jnp.all(jnp.abs(jnp.mean(out, 0) - 1.0) <= 0.5 + 0.25 + 0.02))
+    assert bool(jnp.all((unit_scale > 0.09) & (unit_scale < 0.13)))  # sqrt(0.1^2 + 0.1^2/3)
+    np.testing.assert_array_equal(bnh.noise.inject(jax.random.PRNGKey(0), a, 0.0), a)
+    noisy = bnh.MLP((784, 16, 10), bn="before", noise=1.0)
+    params, state = noisy.init_params(jax.random.PRNGKey(0))
+    x = jnp.ones((4, 784))
+    with pytest.raises(ValueError, match="`key` is required"):
+        noisy.apply(params, state, x, train=True)
+    clean = bnh.MLP((784, 16, 10), bn="before")
+    np.testing.assert_array_equal(noisy.apply(params, state, x, train=False)[0],
+                                  clean.apply(params, state, x, train=False)[0])
+    with pytest.raises(ValueError, match="`noise` must be >= 0"):
+        bnh.MLP((3, 2), noise=-1.0)
