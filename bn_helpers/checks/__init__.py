@@ -22,7 +22,8 @@ __all__ = [
 ]
 
 # Checks of the later notebooks live in one module per topic, loaded on first use
-_TOPICS = ("whitening", "zigzag", "init", "inference", "paper")
+_TOPICS = ("whitening", "zigzag", "init", "inference", "paper", "paper_experiment", "why_bn_works",
+           "beyond_bn", "deep_residual")
 
 
 def __getattr__(name):
