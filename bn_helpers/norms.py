@@ -63,6 +63,8 @@ def _renorm_train(params, state, x, momentum, eps, r_max, d_max, unbiased_var):
     sigma_B = sqrt(var_B + eps) and sigma = sqrt(running var + eps), so with
     r, d unclipped the output equals eval mode's (x - mu) / sigma. The
     correction folds into BN's affine: gamma' = gamma * r, beta' = beta + gamma * d.
+    The paper keeps a moving average of sigma itself; like BN (and so that
+    eval mode is BN's) we average the variance.
     """
     ax = x.ndim - 1
     axes = tuple(range(ax))
