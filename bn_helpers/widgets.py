@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import math
+import threading
 import time
 import weakref
 from typing import Callable
@@ -50,7 +52,7 @@ def _fit_labels(widgets):
 
 
 def slider(description: str, min: float, max: float, value: float, step: float | None = None,
-           *, fmt: str = ".3g", log: bool = False, continuous_update: bool = False,
+           *, fmt: str = ".3g", log: bool = False, continuous_update: bool = True,
            tooltip: str | None = None):
     """A labelled float slider (log-scale with log=True: min and max are the real values).
 
@@ -76,7 +78,7 @@ def slider(description: str, min: float, max: float, value: float, step: float |
 
 
 def int_slider(description: str, min: int, max: int, value: int, step: int = 1, *,
-               continuous_update: bool = False, tooltip: str | None = None):
+               continuous_update: bool = True, tooltip: str | None = None):
     """A labelled integer slider (`tooltip` as in `slider`).
 
     Used in every notebook with a slider.
@@ -115,11 +117,20 @@ class LiveFigure:
     After construction the figure has been drawn once. `timings` holds
     (compute_ms, draw_ms, encode_ms) for every call; `calls` counts them.
 
+    Inside a running kernel the figure follows a drag: a control change only
+    wakes a drawing thread, which always draws the newest values, so changes
+    that arrive while a frame is being drawn are merged into the next frame
+    (`changes` counts control changes, `calls` frames). threaded=False draws
+    in the caller instead (tests, benchmarks). warm=True runs `update` once
+    for every option of each toggle and both ends of each integer slider
+    before the figure is shown, so no first use of a control waits for JAX
+    to compile.
+
     Used in every notebook with a slider.
     """
 
     def __init__(self, fig, update: Callable[..., str | None], controls: dict, *, dpi: int = 100,
-                 animated=()):
+                 animated=(), threaded: bool | None = None, warm: bool = True):
         if not controls:
             raise ValueError("`controls` must hold at least one widget")
         self.fig = fig
@@ -141,22 +152,55 @@ class LiveFigure:
         self.readout = W.HTML()
         self.timings: list[tuple[float, float, float]] = []
         self.calls = 0
+        self.changes = 0
         self.error: Exception | None = None
+        self.threaded = _in_kernel() if threaded is None else bool(threaded)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
         self.ui = W.VBox([W.VBox(list(self.controls.values())), self.image, self.readout],
                          layout=W.Layout(align_items="flex-start"))
         for w in self.controls.values():
             w.observe(self._on_change, names="value")
+        if warm:
+            self.warm_up()
         self.refresh()
         _INSTANCES.add(self)
 
     def values(self) -> dict:
         return {name: w.value for name, w in self.controls.items()}
 
+    def warm_up(self):
+        """Run `update` for every value a control can reach that may need a new compile."""
+        reach = {name: _reachable(w) for name, w in self.controls.items()}
+        reach = {name: vals for name, vals in reach.items() if vals}
+        combos = math.prod(len(v) for v in reach.values()) if reach else 0
+        now = self.values()
+        if 0 < combos <= 16:
+            for vals in itertools.product(*reach.values()):
+                self.update(**{**now, **dict(zip(reach, vals))})
+        else:
+            for name, vals in reach.items():
+                for v in vals:
+                    self.update(**{**now, name: v})
+
     def _on_change(self, _change):
-        self.refresh()
+        self.changes += 1
+        if not self.threaded:
+            self.refresh()
+            return
+        self._wake.set()
+        if self._worker is None:
+            self._worker = threading.Thread(target=_draw_loop, args=(weakref.ref(self), self._wake),
+                                            daemon=True, name="LiveFigure")
+            self._worker.start()
 
     def refresh(self):
         """Recompute, redraw and re-encode the figure from the current control values."""
+        with self._lock:
+            self._refresh()
+
+    def _refresh(self):
         t0 = time.perf_counter()
         try:
             text = self.update(**self.values())
@@ -222,6 +266,44 @@ class LiveFigure:
         display(bundle, raw=True)
 
 
+def _in_kernel() -> bool:
+    """True inside a running Jupyter kernel (where a control change arrives as a message)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def _reachable(w) -> list:
+    """Values of a control that may change shapes or branches: options, integer ends."""
+    if hasattr(w, "options") and not hasattr(w, "min"):
+        return [o[1] if isinstance(o, tuple) else o for o in w.options]
+    if isinstance(w, W.IntSlider):
+        return sorted({w.min, w.max})
+    if isinstance(w, (W.Checkbox, W.ToggleButton)):
+        return [False, True]
+    return []
+
+
+def _draw_loop(ref, wake: threading.Event):
+    """Drawing thread of one LiveFigure: wait for a change, draw the newest values, repeat."""
+    while True:
+        if not wake.wait(timeout=10.0):
+            if ref() is None:
+                return
+            continue
+        wake.clear()
+        live = ref()
+        if live is None:
+            return
+        try:
+            live.refresh()
+        except Exception:  # noqa: BLE001 - refresh already shows it in the readout
+            pass
+        del live
+
+
 def instances() -> list:
     """Every LiveFigure alive in this kernel, in creation order of their figures' ids.
 
@@ -254,6 +336,7 @@ def sweep(live: LiveFigure, n: int = 20) -> dict:
     Used by benchmarks/sliders.py.
     """
     out = {}
+    threaded, live.threaded = live.threaded, False  # timed in the caller, one frame per value
     for name, w in live.controls.items():
         start = w.value
         before = len(live.timings)
@@ -263,4 +346,5 @@ def sweep(live: LiveFigure, n: int = 20) -> dict:
         times = live.timings[before:]
         w.value = start
         out[name] = {"compute+draw": [c + d for c, d, _ in times], "encode": [e for _, _, e in times]}
+    live.threaded = threaded
     return out

@@ -136,3 +136,46 @@ def test_rel_error():
     assert bnh.checks.rel_error([1.0], [np.nan]) == float("inf")
     with pytest.raises(ValueError, match="shapes differ"):
         bnh.checks.rel_error([1.0], [1.0, 2.0])
+
+
+def test_drag_is_coalesced_newest_value_wins():
+    """In a kernel a drawing thread draws: 30 quick changes give far fewer frames, the last one
+    showing the last value."""
+    import time
+
+    fig, ax = bnh.plots.new_figure(interactive=True)
+    (line,) = ax.plot(np.arange(10.0), np.zeros(10))
+    ax.set_ylim(0, 50)
+    seen = []
+
+    def update(scale):
+        time.sleep(0.02)  # a frame that takes longer than the gap between drag events
+        seen.append(scale)
+        line.set_ydata(scale * np.arange(10.0))
+
+    s = bnh.widgets.slider("scale", 0.0, 5.0, 1.0)
+    live = bnh.widgets.LiveFigure(fig, update, {"scale": s}, threaded=True, animated=[line])
+    for v in np.linspace(0.1, 4.9, 30):
+        s.value = float(v)
+        time.sleep(0.002)
+    deadline = time.time() + 10
+    while (live._wake.is_set() or live._lock.locked() or seen[-1] != s.value) and time.time() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.05)
+    assert live.changes == 30
+    assert 2 <= live.calls - 1 < 15, live.calls   # frames after the first: merged, not queued
+    assert seen[-1] == s.value == 4.9
+    np.testing.assert_allclose(line.get_ydata(), 4.9 * np.arange(10.0))
+
+
+def test_warm_up_reaches_every_option_before_showing():
+    fig, _ = bnh.plots.new_figure(interactive=True)
+    seen = []
+    controls = {"loss": bnh.widgets.toggle("loss", ["quadratic", "logistic"]),
+                "depth": bnh.widgets.int_slider("depth", 1, 5, 3),
+                "lr": bnh.widgets.slider("lr", 0.1, 1.0, 0.5)}
+    live = bnh.widgets.LiveFigure(fig, lambda **kw: seen.append(tuple(kw.values())), controls)
+    assert {(loss, d) for loss, d, _ in seen[:-1]} == {(a, b) for a in ("quadratic", "logistic")
+                                                 for b in (1, 5)}
+    assert seen[-1] == ("quadratic", 3, 0.5) and live.calls == 1
+    assert bnh.widgets.slider("x", 0.0, 1.0, 0.5).continuous_update  # figures follow a drag
