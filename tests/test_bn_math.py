@@ -11,7 +11,7 @@ import bn_helpers as bnh
 from bn_helpers.checks import rel_error
 from bn_helpers.compat import enable_x64
 
-gc = bnh.gradcheck
+gc = bnh.bn_math
 
 
 def case(shape=(8, 3), seed=0):
@@ -289,7 +289,7 @@ def test_bad_input_names_the_argument(call, match):
 
 def test_draw_graph_draws_every_node():
     fig, ax = bnh.plots.new_figure(interactive=True)
-    gc.draw_graph(ax)
+    bnh.figures.bn_math.draw_graph(ax)
     texts = {t.get_text() for t in ax.texts} - {""}  # arrows are empty annotations
     assert r"$\hat x_i$" in texts and r"$\mu_B$" in texts and r"$\sigma_B^2$" in texts
     assert len(texts) == 9
