@@ -18,6 +18,7 @@ last install. Extra arguments after `test` go to pytest.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -42,12 +43,29 @@ def setup() -> None:
     if not PY.exists():
         print(f"creating {VENV} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
+    lab_overrides()
     if STAMP.exists() and STAMP.read_text() == _fingerprint():
         return
     print("installing bn-helpers and its dependencies (first time: a few minutes) ...", flush=True)
     run([PY, "-m", "pip", "install", "--upgrade", "--quiet", "pip"])
     run([PY, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[test]"])
     STAMP.write_text(_fingerprint())
+
+
+# JupyterLab and Notebook 7 from .venv save widget state with the notebook, so a saved notebook
+# reopens showing its last pictures instead of "Error displaying widget: model not found"
+LAB_OVERRIDES = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+
+
+def lab_overrides(prefix: Path = VENV) -> Path:
+    """Write (merge) the venv's JupyterLab settings overrides; return the file."""
+    path = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    current = json.loads(path.read_text()) if path.exists() else {}
+    for plugin, settings in LAB_OVERRIDES.items():
+        current.setdefault(plugin, {}).update(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(current, indent=2) + "\n")
+    return path
 
 
 def run(cmd, **kw) -> int:

@@ -429,3 +429,90 @@ def test_control_updates_figure(case: Case, notebook_pages, jupyter_lab):
           f"{old_value!r}->{new_value!r}; widget text changed: {out.inner_text() != old_text}; "
           f"image {size}")
     notebook_pages.healthy = True
+
+
+# --------------------------------------------------------------------------- follow the hand
+
+_WATCH_SRC_JS = """(img) => {
+  window.__srcTimes = [];
+  new MutationObserver(() => window.__srcTimes.push(performance.now()))
+    .observe(img, {attributes: true, attributeFilter: ['src']});
+}"""
+
+
+def _drag(page, control, *, steps: int = 40, step_ms: int = 25):
+    """Drag the slider's handle over 60 % of its track by mouse; return the mouse-up time (ms)."""
+    handle = control.locator(".noUi-handle, .ui-slider-handle").first
+    track = control.locator(".noUi-target, .ui-slider").first
+    hb, tb = handle.bounding_box(), track.bounding_box()
+    x0, y = hb["x"] + hb["width"] / 2, hb["y"] + hb["height"] / 2
+    x1 = tb["x"] + 0.8 * tb["width"] if x0 < tb["x"] + 0.5 * tb["width"] else tb["x"] + 0.2 * tb["width"]
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    t_down = page.evaluate("performance.now()")
+    for i in range(1, steps + 1):
+        page.mouse.move(x0 + (x1 - x0) * i / steps, y)
+        page.wait_for_timeout(step_ms)
+    t_up = page.evaluate("performance.now()")
+    page.mouse.up()
+    return t_down, t_up
+
+
+def test_drag_follows_the_hand(notebook_pages, jupyter_lab):
+    """The demo's figure changes while its slider is dragged by mouse (not only on release), and
+    the last picture arrives soon after the release; rates and latency are printed for the
+    benchmark table. The bar asserted here (>= 5 frames/s while dragging) is below the 15/s goal
+    because the suite runs two workers beside the browser on 2 cores."""
+    server = jupyter_lab
+    dom = DOMS[server.front.dom]
+    page, _ = notebook_pages.get(server.demo_notebook, "demo")
+    notebook_pages.healthy = False
+    control = find_control(page, Case(None, "scale", "2"), server.demo_notebook)
+    control.scroll_into_view_if_needed()
+    out = control.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '),"
+                          f" ' {dom.output} ')][1]")
+    img = out.locator("img").first
+    img.evaluate(_WATCH_SRC_JS)
+    start_value = control_value(control, Case(None, "scale", "2"))
+    t_down, t_up = _drag(page, control)
+    wait_settled(page, dom)
+    times = page.evaluate("window.__srcTimes")
+    during = [t for t in times if t_down <= t <= t_up]
+    after = [t for t in times if t > t_up]
+    rate = len(during) / ((t_up - t_down) / 1000)
+    latency = (after[-1] - t_up) if after else 0.0
+    end_value = control_value(control, Case(None, "scale", "2"))
+    print(f"\n[{server.front.key}:drag] {len(during)} frames in {(t_up - t_down):.0f} ms of drag "
+          f"= {rate:.1f} frames/s; last frame {latency:.0f} ms after release "
+          f"({len(after)} after it); value {start_value} -> {end_value}")
+    page.screenshot(path=server.artifacts / "demo__drag.png")
+    assert end_value != start_value
+    assert rate >= 5, f"only {rate:.1f} frames/s while dragging: the figure does not follow the drag"
+    assert latency < 2000, f"the last frame came {latency:.0f} ms after the release"
+    assert_no_errors(page, dom, "after dragging")
+    notebook_pages.healthy = True
+
+
+def test_saved_notebook_reopens_without_widget_errors(notebook_pages, jupyter_lab):
+    """Run the demo, save it, shut its kernel down and reload the page: the saved widget state
+    shows the last picture, never "Error displaying widget: model not found"."""
+    server = jupyter_lab
+    dom = DOMS[server.front.dom]
+    page, _ = notebook_pages.get(server.demo_notebook, "demo")
+    notebook_pages.healthy = False
+    page.locator(".jp-NotebookPanel:visible .jp-Notebook").first.click()
+    page.keyboard.press("ControlOrMeta+s")
+    page.wait_for_function("() => !document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)"
+                           " .jp-mod-dirty, .jp-DocumentWidget.jp-mod-dirty')", timeout=30_000)
+    page.wait_for_timeout(1000)
+    server.shutdown_sessions()
+    page.reload(wait_until="domcontentloaded")
+    _expect()(page.locator(".jp-NotebookPanel:visible")).to_be_visible(timeout=OPEN_TIMEOUT)
+    page.wait_for_timeout(5000)
+    page.screenshot(path=server.artifacts / "demo__reopened.png")
+    widget_errors = page.locator(f".{dom.output}", has_text="Error displaying widget")
+    assert widget_errors.count() == 0, "a reopened notebook shows 'Error displaying widget'"
+    figure = page.locator(f".{dom.output} .widget-image, .{dom.output} img.widget-image").first
+    _expect()(figure).to_be_visible(timeout=30_000)
+    notebook_pages.close()
+    notebook_pages.healthy = True

@@ -301,6 +301,18 @@ def _start_server(front: FrontEnd, root: Path, jdirs: Path, log_path: Path) -> J
     raise RuntimeError(f"{front.title} did not start; end of its log:\n{last_error}")
 
 
+def _lab_overrides(front: FrontEnd) -> None:
+    """The settings `python3 dev.py setup` gives the venv's JupyterLab and Notebook 7 (widget state
+    saved with the notebook), written by the same function."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bn_dev", REPO / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    prefix = Path(sys.prefix) if front.venv is None else REPO / front.venv
+    dev.lab_overrides(prefix)
+
+
 @pytest.fixture(scope="session")
 def lab_root(tmp_path_factory) -> Path:
     """Temp folder served by the servers: a copy of notebooks/ plus the demo notebook."""
@@ -343,6 +355,8 @@ def jupyter_lab(request, lab_root, tmp_path_factory, lab_browser) -> JupyterServ
         _missing(f"{front.title}: {front.python()} not found "
                  "(make it with `python3 tools/compat_envs.py setup colab`)")
     jdirs = _jupyter_dirs(tmp_path_factory.mktemp("jupyter"), front)
+    if front.dom == "lab":
+        _lab_overrides(front)
     server = _start_server(front, lab_root, jdirs, jdirs / "server.log")
     server.artifacts.mkdir(parents=True, exist_ok=True)
     print(f"\n[browser] {front.title} on {server.base}, root {lab_root}, log {server.log}")

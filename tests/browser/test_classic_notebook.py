@@ -7,7 +7,8 @@ The cases and the driver live in browser_cases.py; conftest.py starts the server
 """
 
 import pytest
-from browser_cases import notebook_pages, test_control_updates_figure  # noqa: F401
+from browser_cases import (  # noqa: F401
+    notebook_pages, test_drag_follows_the_hand, test_control_updates_figure)
 
 pytestmark = pytest.mark.browser
 FRONT_END = "classic"
