@@ -11,7 +11,6 @@ Used in notebooks/02_zigzag.ipynb.
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from functools import partial
@@ -20,15 +19,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import toydata
-from .mlp import MLP
-from .train import cross_entropy
+from . import toydata, train
 from .compat import enable_x64
+from .zigzag_sgd import (lms_loss, next_layer_inputs, order_indices, per_example_gradients,
+                         same_sign_fraction, sgd_path, sign_inputs, weights, whole_set_loss)
 
 __all__ = ["LOSSES", "MODES", "MAX_STEPS", "make_inputs", "loss_value", "minimum", "hessian",
            "readout", "hessian_eigs", "max_stable_lr", "descend", "steps_to_converge",
-           "convergence_vs_kappa", "offset_table", "next_layer_inputs", "same_sign_fraction",
-           "sign_inputs", "per_example_gradients", "sgd_path", "order_indices", "order_experiment"]
+           "bowl", "stop_at_blowup", "convergence_vs_kappa", "offset_table",
+           # LeCun's sign argument, BN placement, minibatch order: from zigzag_sgd
+           "same_sign_fraction", "sign_inputs", "per_example_gradients", "lms_loss", "weights",
+           "sgd_path", "next_layer_inputs", "order_indices", "whole_set_loss"]
 
 LOSSES = ("quadratic", "logistic")
 MODES = ("raw", "standardized", "whitened")
@@ -180,28 +181,43 @@ def readout(x, t, loss="quadratic") -> dict:
 
 
 # ---------------------------------------------------------------- gradient descent
+def bowl(x, t, loss="quadratic"):
+    """The loss of (x, t) as `bn_helpers.train.sgd` wants it: (w, state, batch, key) -> (E(w),
+    state); full-batch, so `batch` is None and the state passes through.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    kind = _choice("loss", loss, LOSSES)
+    return lambda w, state, batch, key: (_loss(kind, w, x, t), state)
+
+
+def stop_at_blowup(path, w_star):
+    """The path cut where it diverged: from the first point farther than BLOWUP from w* (or the
+    last finite one) on, it stays there. Traceable.
+
+    Used in notebooks/02_zigzag.ipynb.
+    """
+    i = jnp.arange(path.shape[0])
+    far = jnp.linalg.norm(path - w_star, axis=1) >= BLOWUP
+    broken = ~jnp.all(jnp.isfinite(path), axis=1)
+    stop = jnp.minimum(jnp.min(jnp.where(far, i, i.size)), jnp.min(jnp.where(broken, i, i.size)) - 1)
+    return path[jnp.minimum(i, stop)]
+
+
 @partial(jax.jit, static_argnums=(0, 6))
 def _descend(kind, x, t, w0, lr, momentum, num_steps, w_star):
-    grad = jax.grad(partial(_loss, kind))
-
-    def step(carry, _):
-        w, v = carry
-        v_new = momentum * v + grad(w, x, t)
-        w_new = w - lr * v_new
-        ok = (jnp.linalg.norm(w - w_star) < BLOWUP) & jnp.all(jnp.isfinite(w_new))
-        w_new, v_new = jnp.where(ok, w_new, w), jnp.where(ok, v_new, v)  # diverged: stop there
-        return (w_new, v_new), w_new
-
-    _, path = jax.lax.scan(step, (w0, jnp.zeros(2)), None, length=num_steps)
-    path = jnp.concatenate([w0[None], path])
-    return path, jax.vmap(lambda w: _loss(kind, w, x, t))(path)
+    w, _, _, path = train.sgd(bowl(x, t, LOSSES[kind]), w0, None, lr=lr, num_steps=num_steps,
+                              sgd_momentum=momentum, record=weights)
+    path = stop_at_blowup(jnp.concatenate([path, w[None]]), w_star)
+    return path, jax.vmap(lambda v: _loss(kind, v, x, t))(path)
 
 
 def descend(x, t, *, lr, momentum=0.0, loss="quadratic", w0=None, num_steps: int = MAX_STEPS):
-    """Gradient descent with heavy-ball momentum (v <- momentum v + g; w <- w - lr v).
+    """Full-batch gradient descent with heavy-ball momentum (v <- momentum v + g; w <- w - lr v)
+    on `bn_helpers.train.sgd`, jitted.
 
     Returns (path (num_steps + 1, 2), loss at each point). w0 defaults to the minimum plus START.
-    A path farther than BLOWUP from the minimum has diverged and stays where it was.
+    A path farther than BLOWUP from the minimum has diverged and stays there (`stop_at_blowup`).
     Used in notebooks/02_zigzag.ipynb.
     """
     kind = _choice("loss", loss, LOSSES)
@@ -217,22 +233,23 @@ def descend(x, t, *, lr, momentum=0.0, loss="quadratic", w0=None, num_steps: int
     return _descend(kind, x, t, w0, jnp.float32(lr), jnp.float32(momentum), int(num_steps), w_star)
 
 
+def _distance(params, state, grads, batch):
+    return jnp.linalg.norm(params)
+
+
 @partial(jax.jit, static_argnums=(3,))
 @partial(jax.vmap, in_axes=(0, 0, 0, None, None))
 def _steps_quadratic(kappa, lr, momentum, max_steps, tol):
     """Steps until |w - w*| <= tol |w0 - w*| on E = (w0^2 + w1^2 / kappa) / 2 from (1, 1)/sqrt2."""
     lam = jnp.stack([jnp.ones_like(kappa), 1.0 / kappa])
-    w0 = jnp.ones(2) / jnp.sqrt(2.0)
 
-    def step(carry, _):
-        w, v = carry
-        v = momentum * v + lam * w
-        w = w - lr * v
-        return (w, v), jnp.linalg.norm(w)
+    def loss_fn(w, state, batch, key):
+        return 0.5 * jnp.sum(lam * w ** 2), state
 
-    _, norms = jax.lax.scan(step, (w0, jnp.zeros(2)), None, length=max_steps)
-    done = norms <= tol
-    return jnp.where(done.any(), jnp.argmax(done) + 1, -1)
+    w, _, _, dist = train.sgd(loss_fn, jnp.ones(2) / jnp.sqrt(2.0), None, lr=lr,
+                              num_steps=max_steps, sgd_momentum=momentum, record=_distance)
+    done = jnp.concatenate([dist, jnp.linalg.norm(w)[None]]) <= tol   # after 0 ... max_steps steps
+    return jnp.where(done.any(), jnp.argmax(done), -1)
 
 
 def steps_to_converge(kappa, *, lr=None, momentum=0.0, tol=1e-6, max_steps: int = 200_000):
@@ -297,171 +314,4 @@ def offset_table(scales, offsets, seeds=(0, 1, 2)) -> dict:
                 r = readout(*make_inputs(float(scale), float(offset), "raw", seed=int(seed)))
                 for k in keys:
                     out[k][i, j, m] = r[k]
-    return out
-
-
-def next_layer_inputs(x, *, bn: str, seeds=(0, 1, 2), hidden: int = 100) -> dict:
-    """What the second layer of a sigmoid MLP (d, hidden, hidden, 10), Xavier init, sees in
-    training mode with BN placed `bn` ("before" or "after" the sigmoid) in its first layer.
-
-    Per seed (initial weights): "min" and "mean" of its inputs, "share_positive" (share of
-    examples whose whole input vector is positive) and "same_sign" (share of examples whose
-    input vector has one sign: then the gradient of every unit's incoming weights has one sign).
-    Used in notebooks/02_zigzag.ipynb.
-    """
-    if bn not in ("before", "after"):
-        raise ValueError(f"`bn` must be 'before' or 'after', got {bn!r}")
-    x = jnp.asarray(x)
-    net = MLP((x.shape[1], hidden, hidden, 10), activation="sigmoid", init="xavier", bn=bn)
-    out = {k: [] for k in ("min", "mean", "share_positive", "same_sign")}
-    for seed in seeds:
-        params, state = net.init_params(jax.random.PRNGKey(int(seed)))
-        h = np.asarray(net.apply(params, state, x, train=True, return_hidden=True)[2][0]["post"])
-        out["min"].append(float(h.min()))
-        out["mean"].append(float(h.mean()))
-        out["share_positive"].append(float(np.mean(np.all(h > 0, 1))))
-        out["same_sign"].append(float(np.mean(np.all(h > 0, 1) | np.all(h < 0, 1))))
-    return {k: np.asarray(v) for k, v in out.items()}
-
-
-# ---------------------------------------------------------------- LeCun's sign argument
-def same_sign_fraction(grads) -> float:
-    """Share of gradient vectors (rows) whose components all have one sign.
-
-    Used in notebooks/02_zigzag.ipynb.
-    """
-    g = np.asarray(grads)
-    if g.ndim != 2 or g.shape[1] < 2:
-        raise ValueError(f"`grads` must be (examples, weights >= 2), got shape {g.shape}")
-    return float(np.mean(np.all(g > 0, 1) | np.all(g < 0, 1)))
-
-
-def sign_inputs(d: int = 2, n: int = 2000, *, centred: bool = False, seed: int = 0):
-    """Inputs that come out of a logistic layer, sigmoid(2 z): all in (0, 1); centred=True
-    subtracts their mean. Targets t = x . w_true with w_true = (1.5, -1.5, 1.5, ...).
-
-    Used in notebooks/02_zigzag.ipynb.
-    """
-    if isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 2:
-        raise ValueError(f"`d` must be an integer >= 2, got {d!r}")
-    return _sign_inputs(int(d), int(n), bool(centred), jax.random.PRNGKey(seed))
-
-
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _sign_inputs(d, n, centred, key):
-    x = jax.nn.sigmoid(2.0 * jax.random.normal(key, (n, d)))
-    if centred:
-        x = x - x.mean(0)
-    w_true = 1.5 * (-1.0) ** jnp.arange(d)
-    return x, x @ w_true, w_true
-
-
-def per_example_gradients(x, t, w):
-    """Per-example gradients of the LMS loss (x.w - t)^2 / 2: delta_p x_p, one row per example.
-
-    Used in notebooks/02_zigzag.ipynb.
-    """
-    return _per_example(x, t, jnp.asarray(w, jnp.float32))
-
-
-@jax.jit
-def _per_example(x, t, w):
-    return (x @ w - t)[:, None] * x
-
-
-@partial(jax.jit, static_argnums=(3,))
-def _sgd(x, t, lr, num_steps):
-    def step(w, p):
-        w = w - lr * (x[p] @ w - t[p]) * x[p]
-        return w, w
-    idx = jnp.arange(num_steps) % x.shape[0]
-    _, path = jax.lax.scan(step, jnp.zeros(x.shape[1]), idx)
-    return jnp.concatenate([jnp.zeros((1, x.shape[1])), path])
-
-
-def sgd_path(x, t, *, lr, num_steps: int = 200):
-    """One-example-at-a-time LMS updates from w = 0: the path (num_steps + 1, d).
-
-    Used in notebooks/02_zigzag.ipynb.
-    """
-    return _sgd(x, t, jnp.float32(_positive("lr", lr)), int(num_steps))
-
-
-# ---------------------------------------------------------------- minibatch order
-def order_indices(y, batch_size: int, num_steps: int, *, order: str, seed: int = 0):
-    """Batch indices (num_steps, batch_size), int32: 'shuffled' (a fresh permutation every epoch)
-    or 'sorted' (every epoch walks through class 0, then class 1, ...; shuffled within a class).
-    The last incomplete batch of an epoch is dropped. NumPy randomness: nothing to compile.
-
-    Used in notebooks/02_zigzag.ipynb.
-    """
-    y = np.asarray(y)
-    if order not in ("sorted", "shuffled"):
-        raise ValueError(f"`order` must be 'shuffled' or 'sorted', got {order!r}")
-    if not 1 <= batch_size <= len(y):
-        raise ValueError(f"`batch_size` must be in [1, {len(y)}], got {batch_size}")
-    if num_steps < 1:
-        raise ValueError(f"`num_steps` must be >= 1, got {num_steps}")
-    rng = np.random.default_rng(seed)
-    per_epoch = len(y) // batch_size
-    epochs = -(-num_steps // per_epoch)
-    if order == "shuffled":
-        perms = [rng.permutation(len(y))[: per_epoch * batch_size] for _ in range(epochs)]
-    else:
-        perm = rng.permutation(len(y))
-        sorted_idx = perm[np.argsort(y[perm], kind="stable")][: per_epoch * batch_size]
-        perms = [sorted_idx] * epochs
-    return np.concatenate(perms).reshape(-1, batch_size)[:num_steps].astype(np.int32)
-
-
-def _order_run(net, eval_every, init_key, idx, lr, x, y, x_test, y_test):
-    params, state = net.init_params(init_key)
-
-    def full_loss(p):
-        return cross_entropy(net.apply(p, state, x, train=False)[0], y)
-
-    def step(p, b):
-        loss, g = jax.value_and_grad(lambda q: cross_entropy(
-            net.apply(q, state, x[b], train=True)[0], y[b]))(p)
-        return jax.tree.map(lambda a, da: a - lr * da, p, g), loss
-
-    def chunk(p, bs):
-        p, losses = jax.lax.scan(step, p, bs)
-        acc = jnp.mean(jnp.argmax(net.apply(p, state, x_test, train=False)[0], -1) == y_test)
-        return p, (losses, full_loss(p), acc)
-
-    _, (losses, full, acc) = jax.lax.scan(chunk, params, idx.reshape(-1, eval_every, idx.shape[1]))
-    return losses.reshape(-1), jnp.concatenate([full_loss(params)[None], full]), acc
-
-
-@functools.lru_cache(maxsize=4)
-def _order_jit(net, eval_every):
-    return jax.jit(jax.vmap(partial(_order_run, net, eval_every),
-                            in_axes=(0, 0, None, None, None, None, None)))
-
-
-def order_experiment(data, *, seeds=(0, 1, 2), num_steps: int = 600, batch_size: int = 50,
-                     lr: float = 0.1, hidden: int = 64, eval_every: int = 20) -> dict:
-    """Train a (784, hidden, 10) ReLU MLP with SGD on class-sorted and on shuffled minibatches.
-
-    data = (x_train, y_train, x_test, y_test). Returns {order: {"batch_loss" (seeds, steps),
-    "train_loss" (seeds, evals + 1) on the whole training set, "test_acc" (seeds, evals)}} and
-    "eval_steps". Seed s gives both orders the same initial weights; the seeds run vmapped.
-    Used in notebooks/02_zigzag.ipynb.
-    """
-    if num_steps < eval_every or num_steps % eval_every:
-        raise ValueError(f"`num_steps`={num_steps} must be a multiple of `eval_every`={eval_every}")
-    if len(seeds) < 1:
-        raise ValueError("`seeds` must hold at least one seed")
-    x, y, xt, yt = (jnp.asarray(a) for a in data[:4])
-    net = MLP((x.shape[1], hidden, 10), activation="relu", init="he")
-    run = _order_jit(net, eval_every)
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
-    out = {"eval_steps": np.arange(0, num_steps + 1, eval_every)}
-    for order in ("sorted", "shuffled"):
-        idx = np.stack([order_indices(np.asarray(data[1]), batch_size, num_steps, order=order,
-                                      seed=1000 + s) for s in seeds])
-        res = run(keys, idx, jnp.float32(lr), x, y, xt, yt)
-        out[order] = {name: np.asarray(r) for name, r in
-                      zip(("batch_loss", "train_loss", "test_acc"), res, strict=True)}
     return out

@@ -1,5 +1,8 @@
 """Claims of notebooks/01_whitening.ipynb, tested against bn_helpers.whitening and its checks."""
 
+import functools
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -127,12 +130,22 @@ def test_time_transforms_shapes():
     assert all(t > 0 for t in out["standardize"] + out["zca"])
 
 
+def bias_run(key, steps, lr, offset, mean_aware):
+    """The notebook's cell: the centred layer trained by the engine's SGD loop, full batch."""
+    a, t, start = W.bias_problem(key, target_offset=offset)
+    loss_fn = functools.partial(W.centred_loss, a=a, t=t, mean_aware=mean_aware)
+    _, _, loss, bias = bnh.train.sgd(loss_fn, start, None, lr=lr, num_steps=steps,
+                                     record=lambda params, state, grads, batch: params[1])
+    return {"loss": loss, "bias": bias, "bias_norm": jax.numpy.linalg.norm(bias, axis=1),
+            "target_mean": t.mean(axis=0)}
+
+
 def test_bias_grows_while_loss_stays_flat():
     steps, lr, offset = 300, 0.1, 1.0
     for seed in range(3):
         key = jax.random.PRNGKey(seed)
-        naive = W.bias_experiment(key, steps, lr=lr, target_offset=offset)
-        exact = W.bias_experiment(key, steps, lr=lr, target_offset=offset, mean_aware=True)
+        naive = bias_run(key, steps, lr, offset, mean_aware=False)
+        exact = bias_run(key, steps, lr, offset, mean_aware=True)
         # the loss curves are the same: b never reaches the output
         np.testing.assert_allclose(naive["loss"], exact["loss"], rtol=1e-4)
         late = np.asarray(naive["loss"][steps // 2:])
@@ -144,6 +157,11 @@ def test_bias_grows_while_loss_stays_flat():
         assert float(naive["bias_norm"][-1]) == pytest.approx(
             (steps - 1) * lr * np.linalg.norm(t_mean), rel=1e-3)
         np.testing.assert_allclose(exact["bias"], 0, atol=1e-6)
+        # the loss the engine records is the centred layer's squared error before each step
+        a, t, (w0, b0) = W.bias_problem(key, target_offset=offset)
+        u = np.asarray(a @ w0)
+        want = 0.5 * np.mean(np.sum((u - u.mean(0) - np.asarray(t)) ** 2, 1))
+        assert float(naive["loss"][0]) == pytest.approx(want, rel=1e-5)
 
 
 # ------------------------------------------------------------------ bad input
@@ -160,7 +178,8 @@ def test_bias_grows_while_loss_stays_flat():
     (lambda: W.zca_view(W.fit_zca(np.eye(3)), np.ones((2, 3)), [5], 0.1), "`pixels`"),
     (lambda: W.zca_view("model", np.ones((2, 3)), [0], 0.1), "`model`"),
     (lambda: W.time_transforms([8], n=4), "`n`"),
-    (lambda: W.bias_experiment(KEY, 0), "`num_steps`"),
+    (lambda: W.bias_problem(KEY, n=1), "`n`"),
+    (lambda: W.bias_problem(KEY, target_offset=float("nan")), "`target_offset`"),
     (lambda: W.whitening_distance(np.ones((4, 2)), np.ones((4, 3))), "`z`"),
 ])
 def test_bad_input_names_the_argument(call, arg):
@@ -169,6 +188,33 @@ def test_bad_input_names_the_argument(call, arg):
 
 
 # The exercise checks and their mistake tables: tests/test_checks_whitening.py
+
+
+# ------------------------------------------------------------------ the explorers
+def test_views_explorer_moves_every_slider_with_whole_readout_lines():
+    z = jax.random.normal(KEY, (500, 2))
+    live = bnh.figures.whitening.views_explorer(z)
+    for name, value in (("corr", -0.5), ("ratio", 1.5), ("offset", -3.0)):
+        live.controls[name].value = value
+    assert live.error is None and live.calls == 4
+    assert live._static_key == live._static_state()      # only blitted artists changed
+    text = re.sub("<[^>]+>", "", live.readout.value)   # the readout's text, without <pre>
+    assert all(len(line) <= 80 for line in text.split("\n"))   # no front end breaks a word
+    out = W.four_views(z, -0.5, 1.5, -3.0)
+    assert f"{float(out['kappa'][1]):8.2f}" in text and "correlation -0.50" in live.fig.texts[0].get_text()
+
+
+def test_zca_explorer_readout_and_title_follow_eps(mnist_report):
+    d, r = mnist_report
+    model = W.fit_zca(d.x_train)
+    live = bnh.figures.whitening.zca_explorer(model, d.x_test[:6], [406, 265, 575, 400, 215, 568])
+    live.controls["eps"].value = 1e-3
+    assert live.error is None and "ε = 1.0e-03" in live.fig.texts[0].get_text()
+    text = re.sub("<[^>]+>", "", live.readout.value)   # the readout's text, without <pre>
+    assert all(len(line) <= 80 for line in text.split("\n"))
+    kappa = W.whitened_condition(model.eigvals, 1e-3, 1e-9)
+    shown = float(text.split("κ = ")[1].split()[0])
+    assert shown == pytest.approx(kappa, rel=1e-2) and "over the 646 directions" in text
 
 
 # ------------------------------------------------------------------ issue 11: corrected claims

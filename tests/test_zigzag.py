@@ -1,6 +1,7 @@
 """Claims of notebooks/02_zigzag.ipynb, tested against bn_helpers.zigzag and its checks."""
 
 import io
+import re
 
 import jax
 import jax.numpy as jnp
@@ -96,6 +97,25 @@ def test_diverges_just_above_the_limit_and_converges_just_below(momentum, seed):
     limit = 2 * (1 + momentum) / zz.readout(x, t)["lam_max"]
     assert _final_distance(x, t, 0.99 * limit, momentum) < 1e-3
     assert _final_distance(x, t, 1.01 * limit, momentum) >= zz.BLOWUP
+
+
+def test_a_diverged_path_stops_where_it_passed_blowup():
+    """The engine runs on; the path is cut after the fact at the first point past BLOWUP."""
+    x, t = zz.make_inputs(3.0, 2.0, "raw")
+    w_star, lr = zz.minimum(x, t), 1.5 * zz.readout(x, t)["lr_max"]
+    path, losses = zz.descend(x, t, lr=lr, num_steps=400)
+    dist = np.linalg.norm(np.asarray(path - w_star), axis=1)
+    k = int(np.argmax(dist >= zz.BLOWUP))
+    assert 0 < k < 400 and dist[k - 1] < zz.BLOWUP
+    np.testing.assert_array_equal(np.asarray(path[k:]), np.broadcast_to(path[k], path[k:].shape))
+    assert np.all(np.isfinite(np.asarray(losses)))
+    # before the cut it is the engine's own path
+    w, _, _, raw = bnh.train.sgd(zz.bowl(x, t), w_star + jnp.asarray(zz.START), None, lr=lr,
+                                 num_steps=k, record=zz.weights)
+    np.testing.assert_allclose(np.asarray(raw), np.asarray(path[:k]), rtol=1e-5)
+    # a path that overflows stops at its last finite point
+    bad = jnp.array([[0.0, 0.0], [1.0, 1.0], [jnp.inf, 0.0], [jnp.nan, 1.0]])
+    np.testing.assert_array_equal(np.asarray(zz.stop_at_blowup(bad, jnp.zeros(2)))[2:], [[1, 1]] * 2)
 
 
 def test_whitened_quadratic_converges_in_one_step_at_the_best_rate():
@@ -197,12 +217,27 @@ def test_order_indices_sorted_walks_through_the_classes():
     assert sorted(shuf[:20].ravel()) == list(range(200))
 
 
+def order_runs(data, seeds, num_steps, eval_every):
+    """The notebook's cell: a 784-64-10 ReLU MLP on the engine, sorted vs shuffled batch_idx."""
+    net = bnh.MLP((784, 64, 10), activation="relu", init="he")
+    out = {}
+    for order in ("sorted", "shuffled"):
+        idx = np.stack([zz.order_indices(data[1], 50, num_steps, order=order, seed=1000 + s)
+                        for s in seeds])
+        run = bnh.fit_many(net, data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=num_steps,
+                           batch_size=50, seeds=seeds, batch_idx=idx, eval_every=eval_every,
+                           probe=zz.whole_set_loss(net), probe_inputs=(data[0], data[1]))
+        out[order] = {"batch_loss": np.asarray(run.loss), "train_loss": np.asarray(run.probe),
+                      "test_acc": np.asarray(run.test_acc)}
+    out["eval_steps"] = run.eval_steps
+    return out
+
+
 @pytest.fixture(scope="module")
 def order_run():
     """The notebook's FAST configuration: all 4,000 images, 8-step class blocks, 3 seeds."""
     ds = bnh.data.load_dataset("mnist5k")
-    return zz.order_experiment((ds.x_train, ds.y_train, ds.x_test, ds.y_test), seeds=(0, 1, 2),
-                               num_steps=320, eval_every=4)
+    return order_runs((ds.x_train, ds.y_train, ds.x_test, ds.y_test), (0, 1, 2), 320, 4)
 
 
 def test_sorted_minibatches_train_worse_than_shuffled(order_run):
@@ -274,8 +309,7 @@ def test_check_max_stable_lr_pass_and_fail(raw, capsys):
     (lambda: zz.sign_inputs(1), "d"),
     (lambda: zz.order_indices(np.zeros(10), 2, 3, order="random"), "order"),
     (lambda: zz.order_indices(np.zeros(10), 20, 3, order="sorted"), "batch_size"),
-    (lambda: zz.order_experiment((np.zeros((10, 4)),) * 4, num_steps=30, eval_every=20),
-     "num_steps"),
+    (lambda: zz.sgd_path(*zz.sign_inputs(2)[:2], lr=0.0), "lr"),
 ])
 def test_bad_inputs_name_the_argument(call, arg):
     with pytest.raises(ValueError, match=f"`?{arg}`?"):
@@ -314,6 +348,8 @@ def test_explorer_updates_and_reports_divergence():
         live.controls[name].value = value
     assert live.error is None and live.calls == 9
     assert "logistic loss, whitened inputs" in live.readout.value
+    text = re.sub("<[^>]+>", "", live.readout.value)   # short lines: no front end breaks a word
+    assert all(len(line) <= 80 for line in text.split("\n"))
     # Every control only moves blitted artists: a full draw happened once, at construction
     assert live._static_key == live._static_state()
     assert "logistic loss, whitened inputs" in live.fig.texts[0].get_text()
