@@ -516,3 +516,37 @@ def test_saved_notebook_reopens_without_widget_errors(notebook_pages, jupyter_la
     _expect()(figure).to_be_visible(timeout=30_000)
     notebook_pages.close()
     notebook_pages.healthy = True
+
+
+def test_arrow_keys_move_the_slider(notebook_pages, jupyter_lab):
+    """Focus the demo slider's handle and press the arrow keys: the value and the figure change,
+    and the page shows no widget error."""
+    server = jupyter_lab
+    dom = DOMS[server.front.dom]
+    page, _ = notebook_pages.get(server.demo_notebook, "demo")
+    notebook_pages.healthy = False
+    console = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}") if m.type == "error" else None)
+    control = find_control(page, Case(None, "scale", "2"), server.demo_notebook)
+    control.scroll_into_view_if_needed()
+    out = control.locator("xpath=ancestor::div[contains(concat(' ', normalize-space(@class), ' '),"
+                          f" ' {dom.output} ')][1]")
+    img = out.locator("img").first
+    before, old_src = control_value(control, Case(None, "scale", "2")), img.get_attribute("src")
+    control.locator(".noUi-handle, .ui-slider-handle").first.click()
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(100)
+    try:
+        wait_image_replaced(page, dom, img, old_src, what="arrow keys", timeout_ms=10_000)
+    except AssertionError as err:
+        page.screenshot(path=server.artifacts / "demo__keys_FAILED.png")
+        raise AssertionError(f"{err}; console errors: {console[:5]}") from None
+    wait_settled(page, dom)
+    after = control_value(control, Case(None, "scale", "2"))
+    print(f"\n[{server.front.key}:keys] {before} -> {after}; console errors: {console[:3]}")
+    assert _as_float(after) > _as_float(before), f"arrow keys left the slider at {after}"
+    widget_errors = [c for c in console if "widget" in c.lower() or "jupyter" in c.lower()]
+    assert not widget_errors, f"console errors after arrow keys: {widget_errors[:3]}"
+    assert_no_errors(page, dom, "after arrow keys")
+    notebook_pages.healthy = True

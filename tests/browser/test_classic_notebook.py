@@ -8,7 +8,8 @@ The cases and the driver live in browser_cases.py; conftest.py starts the server
 
 import pytest
 from browser_cases import (  # noqa: F401
-    notebook_pages, test_drag_follows_the_hand, test_control_updates_figure)
+    notebook_pages, test_arrow_keys_move_the_slider, test_control_updates_figure,
+    test_drag_follows_the_hand)
 
 pytestmark = pytest.mark.browser
 FRONT_END = "classic"

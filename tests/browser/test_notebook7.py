@@ -5,7 +5,7 @@ The cases and the driver live in browser_cases.py; conftest.py starts the server
 
 import pytest
 from browser_cases import (  # noqa: F401
-    notebook_pages, test_control_updates_figure, test_drag_follows_the_hand,
+    notebook_pages, test_arrow_keys_move_the_slider, test_control_updates_figure, test_drag_follows_the_hand,
     test_saved_notebook_reopens_without_widget_errors)
 
 pytestmark = pytest.mark.browser
