@@ -33,6 +33,18 @@ _STYLE = {"description_width": "11em"}
 _LAYOUT = {"width": "34em"}
 _CHAR_EM = 0.6  # width of one label character, in em (a generous average for the UI font)
 
+# Height budget of an explorer (controls + picture + readout), in CSS px: fits a 1280x800 window
+# below the browser's and the notebook's bars. Measured in Chromium (tests/browser): one control
+# row is 32 px in ipywidgets 7 and 8 (28 px + margins), one readout line about 17 px.
+MAX_HEIGHT_PX = 720
+# Width of JupyterLab's output area in a 1280 px window with its file browser open (848 px
+# measured): a wider PNG is shrunk by the browser, which blurs its text
+MAX_WIDTH_PX = 840
+_ROW_PX = 32
+_LINE_PX = 18
+_LINE_CHARS = 110  # readout characters per line before the page wraps it (monospace, ~900 px)
+_MIN_DPI = 72      # below this the figure's 8-10 pt text gets hard to read
+
 
 def _set_tooltip(widget, text: str):
     """Hover text on a control: `tooltip` in ipywidgets 8, `description_tooltip` in 7."""
@@ -114,6 +126,13 @@ class LiveFigure:
     cached picture of everything else (blitting), which is much faster than
     a full draw; any change of axis limits or text triggers a full draw.
 
+    max_height, max_width: the whole explorer's height budget and the
+    picture's width budget in CSS px (defaults MAX_HEIGHT_PX, MAX_WIDTH_PX:
+    a 1280x800 window). If the figure at `dpi` would not fit beside its
+    controls and readout, it is drawn at a lower dpi (not below 72) so that
+    it does: the PNG is then shown at its own pixel size, as sharp as
+    before, only smaller (and faster to draw and send). None: no limit.
+
     After construction the figure has been drawn once. `timings` holds
     (compute_ms, draw_ms, encode_ms) for every call; `calls` counts them.
 
@@ -130,7 +149,8 @@ class LiveFigure:
     """
 
     def __init__(self, fig, update: Callable[..., str | None], controls: dict, *, dpi: int = 100,
-                 animated=(), threaded: bool | None = None, warm: bool = True):
+                 animated=(), threaded: bool | None = None, warm: bool = True,
+                 max_height: int | None = MAX_HEIGHT_PX, max_width: int | None = MAX_WIDTH_PX):
         if not controls:
             raise ValueError("`controls` must hold at least one widget")
         self.fig = fig
@@ -138,6 +158,7 @@ class LiveFigure:
         self.controls = dict(controls)
         _fit_labels(self.controls.values())
         self.dpi = dpi
+        self.max_height, self.max_width = max_height, max_width
         fig.set_dpi(dpi)
         if not isinstance(fig.canvas, FigureCanvasAgg):
             FigureCanvasAgg(fig)
@@ -209,6 +230,8 @@ class LiveFigure:
             self.readout.value = f"<b style='color:#D55E00'>Error: {type(err).__name__}: {err}</b>"
             raise
         t1 = time.perf_counter()
+        if not self._layout_frozen:  # the first frame: fit the window before laying out
+            self._fit_window(text)
         self.draw()
         t2 = time.perf_counter()
         self.image.value = self.png()
@@ -219,6 +242,22 @@ class LiveFigure:
                                   f"word-break:normal; overflow-wrap:normal'>{text}</pre>")
         self.timings.append(((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3))
         self.calls += 1
+
+    def _fit_window(self, text):
+        """Lower the dpi so controls + picture + readout fit `max_height` and the picture fits
+        `max_width` (see the class doc)."""
+        fits = [self.dpi]
+        if self.max_height is not None:
+            lines = sum(max(1, math.ceil(len(line) / _LINE_CHARS))
+                        for line in str(text).splitlines()) if text else 0
+            budget = self.max_height - _ROW_PX * len(self.controls) - _LINE_PX * lines - 8
+            fits.append(int(budget / self.fig.get_figheight()))
+        if self.max_width is not None:
+            fits.append(int(self.max_width / self.fig.get_figwidth()))
+        dpi = max(_MIN_DPI, min(fits))
+        if dpi != self.dpi:
+            self.dpi = dpi
+            self.fig.set_dpi(dpi)
 
     def _static_state(self):
         """What the cached background depends on: limits and texts of every axes."""
@@ -247,10 +286,13 @@ class LiveFigure:
 
     def png(self) -> bytes:
         """The figure as last drawn, encoded as PNG (no second draw)."""
-        rgba = np.asarray(self.fig.canvas.buffer_rgba())
+        image = PIL.Image.fromarray(np.asarray(self.fig.canvas.buffer_rgba()))
+        if self.fig.get_facecolor()[3] == 1.0:
+            # Opaque figure: RGB, a quarter less data to compress (about 1.5x faster to encode)
+            image = image.convert("RGB")
         buf = io.BytesIO()
         # Fast zlib level: the PNG only travels to the page
-        PIL.Image.fromarray(rgba).save(buf, format="png", compress_level=1)
+        image.save(buf, format="png", compress_level=1)
         return buf.getvalue()
 
     def _ipython_display_(self):

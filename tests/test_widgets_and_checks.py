@@ -179,3 +179,41 @@ def test_warm_up_reaches_every_option_before_showing():
                                                  for b in (1, 5)}
     assert seen[-1] == ("quadratic", 3, 0.5) and live.calls == 1
     assert bnh.widgets.slider("x", 0.0, 1.0, 0.5).continuous_update  # figures follow a drag
+
+
+def test_tall_figure_is_drawn_smaller_to_fit_a_1280x800_window():
+    """Controls + picture + readout fit MAX_HEIGHT_PX and the picture MAX_WIDTH_PX: a figure too
+    big gets a lower dpi (a sharp, smaller PNG, never one the browser has to shrink); a small one
+    keeps its dpi."""
+    import io
+
+    import PIL.Image
+
+    def explorer(size, **kw):
+        fig, ax = bnh.plots.new_figure(interactive=True, size=size)
+        (line,) = ax.plot(np.arange(10.0), np.arange(10.0))
+        controls = {f"s{i}": bnh.widgets.slider(f"s{i}", 0.1, 5.0, 1.0) for i in range(4)}
+
+        def update(**vals):
+            line.set_ydata(vals["s0"] * np.arange(10.0))
+            return "line one of the readout\nline two"
+
+        return bnh.widgets.LiveFigure(fig, update, controls, **kw)
+
+    def png_size(live):
+        return PIL.Image.open(io.BytesIO(live.png())).size
+
+    tall = explorer((9.6, 6.2))
+    w, h = png_size(tall)
+    assert 72 <= tall.dpi < 100 and tall.fig.dpi == tall.dpi
+    assert h + 4 * 32 + 2 * 18 <= bnh.widgets.MAX_HEIGHT_PX, h
+    assert abs(w / h - 9.6 / 6.2) < 0.02                       # same picture, only smaller
+    tall.controls["s0"].value = 2.0                             # later frames keep the size
+    assert png_size(tall) == (w, h)
+    assert png_size(explorer((6.0, 3.0))) == (600, 300)         # fits already: dpi 100 kept
+    png = PIL.Image.open(io.BytesIO(tall.png()))
+    rgba = np.asarray(tall.fig.canvas.buffer_rgba())
+    assert png.mode == "RGB"                                    # opaque figure: no alpha to encode
+    np.testing.assert_array_equal(np.asarray(png), rgba[..., :3])
+    assert png_size(explorer((9.6, 6.2), max_height=None, max_width=None)) == (960, 620)
+    assert png_size(explorer((10.0, 3.0), max_height=None)) == (840, 252)  # width: MAX_WIDTH_PX
