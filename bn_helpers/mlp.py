@@ -1,9 +1,10 @@
-"""Multilayer perceptrons with optional batch norm, as plain pytrees.
+"""Multilayer perceptrons with optional batch norm (or another normalization), as plain pytrees.
 
 `MLP` is a frozen, hashable description (sizes, activation, BN placement,
-init scheme). Its `init` returns (params, state): lists with one dict per
-layer. `apply` is a pure function of (params, state, x) with an explicit
-`train` flag, so it can be jitted, vmapped and differentiated.
+normalization kind from `bn_helpers.norms`, init scheme). Its `init`
+returns (params, state): lists with one dict per layer. `apply` is a pure
+function of (params, state, x) with an explicit `train` flag, so it can be
+jitted, vmapped and differentiated.
 
 Used in notebooks/00_start_here.ipynb, notebooks/03_init.ipynb and
 notebooks/06_paper_experiment.ipynb.
@@ -18,6 +19,7 @@ import jax.numpy as jnp
 
 from . import batchnorm as _bn
 from . import noise as _noise
+from . import norms as _norms
 
 __all__ = ["MLP", "ACTIVATIONS", "INITS", "init_std"]
 
@@ -52,7 +54,11 @@ class MLP:
     sizes: (input, hidden..., output), e.g. (784, 100, 100, 100, 10).
     bn: None, "before" the nonlinearity (the paper's choice; the layer's bias
     is dropped because BN's beta replaces it) or "after" it.
-    momentum, eps, unbiased_var: see `bn_helpers.apply_batch_norm`.
+    norm: the normalization placed where `bn` says, one of
+    `bn_helpers.norms.KINDS` except "instance" (which needs spatial axes);
+    "batch" (default) is batch norm. groups: for norm="group".
+    momentum, eps, unbiased_var: see `bn_helpers.apply_batch_norm`;
+    r_max, d_max: Batch Renormalization's clipping (norm="renorm").
     noise: scale of Santurkar et al.'s injected noise (`bn_helpers.noise`) in
     training mode, after each hidden layer's BN (or, without BN, on the input
     of the nonlinearity); 0 = none. It needs the per-step `key` that `fit` passes.
@@ -69,6 +75,10 @@ class MLP:
     eps: float = 1e-5
     unbiased_var: bool = True
     noise: float = 0.0
+    norm: str = "batch"
+    groups: int | None = None
+    r_max: float = 3.0
+    d_max: float = 5.0
 
     def __post_init__(self):
         sizes = tuple(int(s) for s in self.sizes)
@@ -80,6 +90,13 @@ class MLP:
         if self.bn not in _BN_PLACES:
             raise ValueError(f"`bn` must be one of {_BN_PLACES}, got {self.bn!r}")
         init_std(self.init, 1, 1)  # validates the scheme name
+        if self.norm not in _norms.KINDS or self.norm == "instance":
+            raise ValueError(f"`norm` must be one of {tuple(k for k in _norms.KINDS if k != 'instance')} "
+                             f"(instance norm needs images: use bn_helpers.CNN), got {self.norm!r}")
+        if self.norm == "group" and (not isinstance(self.groups, int) or self.groups < 1
+                                     or any(d % self.groups for d in sizes[1:-1])):
+            raise ValueError(f"norm='group' needs `groups`, a positive int dividing every hidden "
+                             f"size {sizes[1:-1]}; got {self.groups!r}")
         if not self.noise >= 0.0:
             raise ValueError(f"`noise` must be >= 0, got {self.noise}")
         if not 0.0 <= self.momentum <= 1.0:
@@ -97,7 +114,7 @@ class MLP:
     @property
     def needs_batch(self) -> bool:
         """True when training mode uses batch statistics (so a batch needs >= 2 examples)."""
-        return self.bn is not None
+        return self.bn is not None and self.norm in _norms.STATEFUL
 
     def init_params(self, key, scale=1.0):
         """(params, state) for this network; `scale` multiplies every weight std.
@@ -114,7 +131,7 @@ class MLP:
                 layer["b"] = jnp.zeros(fan_out)
             layer_state = {}
             if hidden and self.bn:
-                bn_params, layer_state = _bn.init_batch_norm(fan_out)
+                bn_params, layer_state = _norms.init_norm(self.norm, fan_out)
                 layer.update(bn_params)
             params.append(layer)
             state.append(layer_state)
@@ -167,6 +184,12 @@ class MLP:
 
     def _bn(self, layer, s, z, train):
         bn_params = {"gamma": layer["gamma"], "beta": layer["beta"]}
+        if self.norm != "batch":
+            if train and self.norm in _norms.STATEFUL and z.shape[0] < 2:
+                raise ValueError(f"{self.norm} norm in training mode needs a batch of at least 2 examples")
+            return _norms._apply_norm(self.norm, bn_params, s, z, train=train, momentum=self.momentum,
+                                      eps=self.eps, groups=self.groups, r_max=self.r_max,
+                                      d_max=self.d_max, unbiased_var=self.unbiased_var)
         if not train:
             return _bn._normalize(z, s["mean"], s["var"], layer["gamma"], layer["beta"], self.eps, 1), s
         m = z.shape[0]
