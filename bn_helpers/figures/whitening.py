@@ -31,11 +31,14 @@ def _ellipse(mean, cov, n_sigma=2.0, n_points=101):
     return mean + jnp.stack([jnp.cos(angle), jnp.sin(angle)], axis=1) @ half_axes.T, half_axes.T
 
 
-@jax.jit
+_ellipses = jax.jit(jax.vmap(_ellipse))
+
+
 def _frame(z, corr, ratio, offset):
-    """One slider move in one dispatch: the four views and their 2-sigma ellipses."""
+    """One slider move: the four views (the compiled `four_views` the notebook also calls) and
+    their 2-sigma ellipses."""
     out = wh._four_views(z, corr, ratio, offset, jnp.float32(1e-5))
-    out["ellipses"], out["half_axes"] = jax.vmap(_ellipse)(out["means"], out["covs"])
+    out["ellipses"], out["half_axes"] = _ellipses(out["means"], out["covs"])
     return out
 
 
