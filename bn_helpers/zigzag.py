@@ -2,9 +2,10 @@
 
 A linear unit with two weights sees 2-D data (`bn_helpers.toydata.two_classes`)
 as raw, standardized or whitened inputs; its quadratic (LMS) or logistic loss
-is a bowl whose shape is the input covariance. Everything a slider touches is
-jitted once with fixed shapes: the descent is one `lax.scan` of `MAX_STEPS`
-steps, and a slider for the number of steps only truncates the drawn path.
+is a bowl whose shape is the input covariance. Every descent is full-batch
+`bn_helpers.train.sgd` (the course's one SGD loop) on the two weights, jitted
+once with fixed shapes (`MAX_STEPS` for the explorer in `bn_helpers.figures.zigzag`).
+LeCun's sign argument, BN placement and minibatch orders live in `zigzag_sgd`.
 
 Used in notebooks/02_zigzag.ipynb.
 """

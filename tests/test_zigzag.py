@@ -226,7 +226,8 @@ def order_runs(data, seeds, num_steps, eval_every):
                         for s in seeds])
         run = bnh.fit_many(net, data, key=jax.random.PRNGKey(0), lr=0.1, num_steps=num_steps,
                            batch_size=50, seeds=seeds, batch_idx=idx, eval_every=eval_every,
-                           probe=zz.whole_set_loss(net), probe_inputs=(data[0], data[1]))
+                           probe=zz.whole_set_loss(net), probe_inputs=(data[0], data[1]),
+                           train_eval=500)
         out[order] = {"batch_loss": np.asarray(run.loss), "train_loss": np.asarray(run.probe),
                       "test_acc": np.asarray(run.test_acc)}
     out["eval_steps"] = run.eval_steps
