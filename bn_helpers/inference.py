@@ -12,6 +12,7 @@ Used in notebooks/05_inference.ipynb.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,7 @@ __all__ = ["spread_text", "variance_sources", "accuracy", "accuracy_vs_batch_siz
 
 
 def spread_text(values, digits: int = 3) -> str:
-    """'median (range lo to hi over n seeds)' for a list of per-seed results.
+    """'median (range lo to hi over n seeds)' of per-seed results.
 
     Used in notebooks/05_inference.ipynb.
     """
@@ -275,12 +276,17 @@ def fold_dense_bn(W, b, gamma, beta, mean, var, eps: float = 1e-5):
 
 
 def fold_network(net, params, state):
-    """Every (dense, BN) pair of a trained net (bn="before") folded into plain dense layers
-    [{"W", "b"}, ...]: the parameters of the same MLP without BN.
+    """Every (dense, BN) pair of a trained net folded into [{"W", "b"}, ...]: the same MLP
+    without BN.
 
     Used in notebooks/05_inference.ipynb.
     """
     _check_net(net)
+    return _fold(net, params, state)
+
+
+@partial(jax.jit, static_argnums=0)
+def _fold(net, params, state):
     out = []
     for layer, s in zip(params, state, strict=True):
         if s:
@@ -292,9 +298,9 @@ def fold_network(net, params, state):
     return out
 
 
+@partial(jax.jit, static_argnums=0)
 def apply_folded(net, folded, x):
-    """Forward pass of a folded network: the same MLP with bn=None (dense, activation, ...,
-    dense), through `MLP.apply`.
+    """Forward pass of a folded network: `MLP.apply` of the same MLP with bn=None.
 
     Used in notebooks/05_inference.ipynb.
     """

@@ -185,7 +185,7 @@ def test_algorithm_2_correction_is_exact_in_layer_1_and_overshoots_in_layer_2(ru
     x = data[0]
     for r in runs:
         l1, l2 = inf.variance_sources(NET, r["params"], x, batch_size=60)
-        assert l1["algorithm2"] / l1["full_pass"] == pytest.approx(1.0, abs=0.003)
+        assert l1["algorithm2"] / l1["full_pass"] == pytest.approx(1.0, abs=0.002)
         assert l1["fixed_earlier"] == l1["algorithm2"]   # nothing before layer 1 to fix
         assert (l2["algorithm2"] - l2["fixed_earlier"]) / l2["full_pass"] > 0.005  # same batches
         assert l1["algorithm2_biased"] / l1["full_pass"] == pytest.approx(59 / 60, abs=0.005)
@@ -360,7 +360,7 @@ def test_dead_unit_gives_nan_at_eval_without_eps(runs, data):
 
 def test_test_time_re_estimation(run, runs, data):
     xt, yt = data[2:]
-    noise = jax.random.normal(jax.random.PRNGKey(5), xt.shape)
+    noise = np.random.default_rng(5).standard_normal(xt.shape).astype(np.float32)  # as the notebook
     settings = [(0.0, 1.0, 0.0), (0.4, 1.0, 0.0), (0.0, 0.2, 0.0), (0.0, 1.0, 0.5)]
     table = inf.shift_table(NET, run.params, run.state, xt, yt, noise, settings)  # (3, 4, 3)
     (clean_t, clean_a, clean_o), (bright_t, bright_a, bright_o), (pale_t, pale_a, pale_o), \

@@ -76,8 +76,8 @@ def momentum_explorer(run, *, layer: int, unit: int, batch_size: int, momentum0:
                        f"{probe_size} images {float(panels[name][1][-1]):8.4f}")
         title.set_text(f"Network of seed {seed}, momentum {momentum:.3f} (Keras/Flax/ours) "
                        f"= PyTorch momentum {1 - momentum:.3f}")
-        head = (f"momentum {momentum:.3f} (weight on the old value; PyTorch: {1 - momentum:.3f});"
-                f" memory about 1/(1-momentum) = {1 / max(1 - momentum, 1e-9):.0f} steps")
+        head = (f"momentum {momentum:.3f} (weight on the old value) = PyTorch {1 - momentum:.3f}\n"
+                f"memory about 1/(1-momentum) = {1 / max(1 - momentum, 1e-9):.0f} steps")
         return "\n".join([head] + out)
 
     slider = widgets.slider("momentum", 0.5, 0.999, momentum0, step=0.001)
@@ -231,7 +231,7 @@ def shift_explorer(shifted, accuracies, acc_clean, *, adapt_batch: int, seed: in
         title.set_text(f"Brightness {brightness:+.2f}, contrast {contrast:.2f}, "
                        f"noise std {noise:.2f}")
         return (f"brightness {brightness:+.2f}, contrast {contrast:.2f}, noise {noise:.2f}\n"
-                f"accuracy with training statistics {float(accs[0]):.3f}, re-estimated per batch "
+                f"accuracy: training statistics {float(accs[0]):.3f}, re-estimated per batch "
                 f"{float(accs[1]):.3f}, once {float(accs[2]):.3f}")
 
     controls = {"brightness": widgets.slider("brightness", -0.5, 0.5, start[0], step=0.01),
