@@ -5,9 +5,10 @@ the top level; everything else lives in small submodules named for what they
 hold (`bnh.data`, `bnh.train`, `bnh.plots`, `bnh.widgets`, `bnh.checks`, ...).
 """
 
-from . import batchnorm, checks, compat, data, env, mlp, plots, toydata, train, widgets
+from . import batchnorm, checks, cnn, compat, data, env, mlp, noise, norms, plots, toydata, train, widgets
 from .batchnorm import apply_batch_norm, batch_norm, batch_norm_backward, init_batch_norm
 from .compat import enable_x64, same_random_numbers
+from .cnn import CNN
 from .mlp import MLP
 from .train import fit, fit_many
 
@@ -18,8 +19,8 @@ __version__ = "0.1.0"
 
 # Topic modules of the later notebooks load on first use: `bnh.zigzag.fn(...)`
 _TOPICS = ("whitening", "zigzag", "init", "bn_math", "inference", "paper_experiment",
-           "why_bn_works", "beyond_bn", "deep_residual", "figures", "norms", "cnn",
-           "diagnostics", "gradcheck", "paper")
+           "why_bn_works", "beyond_bn", "deep_residual", "figures",
+           "diagnostics", "paper")
 
 
 def __getattr__(name):
@@ -36,14 +37,18 @@ __all__ = [
     "apply_batch_norm",
     "enable_x64",
     "MLP",
+    "CNN",
     "fit",
     "fit_many",
     "batchnorm",
     "checks",
+    "cnn",
     "compat",
     "data",
     "env",
     "mlp",
+    "noise",
+    "norms",
     "plots",
     "toydata",
     "train",
