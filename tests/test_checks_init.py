@@ -204,7 +204,7 @@ def test_std_prediction_hidden_cases(monkeypatch, capsys):
 def test_visible_network_is_not_one_of_the_figures():
     """Exercise 2's network differs from the variance figure's (width 256, std 0.1, 30 layers)."""
     p = C.PREDICT
-    assert (p["width"], p["std"]) != (256, 0.1) and p["width"] != bnh.diagnostics.WIDTH
+    assert (p["width"], p["std"]) != (256, 0.1) and p["width"] != bnh.init.WIDTH
 
 
 # --- Exercise 3: reading histograms ---------------------------------------------------------
@@ -216,8 +216,8 @@ def test_quiz_is_shuffled():
     assert [truth[k] for k in "ABC"] != text_order
     assert sorted(truth.values()) == sorted(text_order)
     # the shuffle comes from the explicit seed
-    order = np.random.default_rng(bnh.diagnostics.QUIZ_SEED).permutation(3)
-    assert [bnh.diagnostics.QUIZ[k] for k in "ABC"] == [bnh.diagnostics.QUIZ_INITS[i] for i in order]
+    order = np.random.default_rng(bnh.init.QUIZ_SEED).permutation(3)
+    assert [bnh.init.QUIZ[k] for k in "ABC"] == [bnh.init.QUIZ_INITS[i] for i in order]
 
 
 RIGHT = C.quiz_truth()

@@ -1,4 +1,4 @@
-"""Claims of notebooks/03_init.ipynb, tested against bn_helpers.diagnostics in small configurations.
+"""Claims of notebooks/03_init.ipynb, tested against bn_helpers.init in small configurations.
 
 Acceptance numbers from papers.md cards E1/E2 (Glorot, He) and C2 (Bjorck et al.); seed medians
 over 3 seeds where a single seed could be lucky.
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import bn_helpers as bnh
+import bn_helpers.checks.init  # noqa: F401  (bnh.checks.init.PREDICT, measured_std)
 
-D = bnh.diagnostics
+D = bnh.init
 SEEDS = (0, 1, 2)
 
 
@@ -33,23 +34,77 @@ def batch512(digits):
 # --- the explorer network agrees with bnh.MLP -----------------------------------------
 
 
-@pytest.mark.parametrize("bn", [False, True])
-def test_explorer_network_matches_mlp(batch, bn):
-    x, y = batch
-    depth, key = 4, jax.random.PRNGKey(0)
-    stats = D.layer_stats(x, y, activation="tanh", init="xavier", bn=bn, depth=depth, key=key)
-    w0, ws, head = D._raw(key, 784, D.MAX_DEPTH, D.WIDTH)
-    net = bnh.MLP((784,) + (D.WIDTH,) * depth + (10,), activation="tanh", init="xavier",
+def _mlp_with_explorer_weights(key, activation, bn, depth):
+    """bnh.MLP of the explorer's shape with the explorer's Xavier weights for `key`."""
+    w0, ws, head = bnh.init_explorer.raw_weights(key, 784)
+    net = bnh.MLP((784,) + (D.WIDTH,) * depth + (10,), activation=activation, init="xavier",
                   bn="before" if bn else None)
     params, state = net.init_params(jax.random.PRNGKey(1))
-    weights = [w0 * np.sqrt(2 / (784 + D.WIDTH))] + [ws[i] * np.sqrt(1 / D.WIDTH)
+    weights = ([w0 * np.sqrt(2 / (784 + D.WIDTH))] + [ws[i] * np.sqrt(1 / D.WIDTH)
                                                      for i in range(depth - 1)]
-    for p, w in zip(params[:-1], weights, strict=True):
+               + [head * np.sqrt(2 / (D.WIDTH + 10))])
+    for p, w in zip(params, weights, strict=True):
         p["W"] = w
+    return net, params, state
+
+
+@pytest.mark.parametrize("activation", D.ACTIVATIONS)
+@pytest.mark.parametrize("bn", [False, True])
+def test_explorer_network_matches_mlp(batch, bn, activation):
+    """The explorer's fixed-shape network and bnh.MLP with the same weights: the same z, loss,
+    saturation, dead units and the same gradient dL/dz in every layer (network_stats' chain rule
+    against the explorer's injected dz)."""
+    x, y = batch
+    depth, key = 4, jax.random.PRNGKey(0)
+    stats = D.layer_stats(x, y, activation=activation, init="xavier", bn=bn, depth=depth, key=key)
+    net, params, state = _mlp_with_explorer_weights(key, activation, bn, depth)
     _, _, hidden = net.apply(params, state, x, train=True, return_hidden=True)
     for layer, h in enumerate(hidden):
         assert np.isclose(float(jnp.std(h["pre"])), stats["z_std"][layer], rtol=1e-4)
     np.testing.assert_allclose(np.asarray(hidden[-1]["pre"]), stats["z"], rtol=1e-4, atol=1e-5)
+    mine = D.network_stats(net, params, state, x, y)
+    for k in ("z_std", "h_std", "grad_z_std"):
+        np.testing.assert_allclose(np.asarray(mine[k]), stats[k], rtol=1e-5)
+    for k in ("saturated", "dead"):
+        np.testing.assert_array_equal(np.asarray(mine[k]), stats[k])
+    assert np.isclose(float(mine["loss"]), stats["loss"], rtol=1e-6)
+    g = np.asarray(mine["grad_z"])
+    assert np.max(np.abs(g - stats["grad_z"])) < 1e-5 * np.max(np.abs(stats["grad_z"]))
+
+
+@pytest.mark.parametrize("activation,init,std,bn,depth", [
+    ("tanh", "gaussian", 0.01, False, 30), ("sigmoid", "xavier", 0.01, True, 30),
+    ("relu", "he", 0.01, False, 50), ("relu", "he", 0.01, True, 10), ("tanh", "xavier", 1.0, True, 1)])
+def test_init_stats_fast_path_is_the_mlp(batch, activation, init, std, bn, depth):
+    """init_stats runs explorer-shaped MLPs through the explorer's program: the same numbers as
+    bnh.MLP.apply itself (network_stats) on the same freshly initialized weights."""
+    x, y = batch
+    net = bnh.MLP((784,) + (D.WIDTH,) * depth + (10,), activation=activation, init=init,
+                  init_std=std, bn="before" if bn else None)
+    fast = D.init_stats(net, x, y, seeds=(4,), scale=0.5)
+    params, state = net.init_params(jax.random.PRNGKey(4), 0.5)
+    ref = D.network_stats(net, params, state, x, y)
+    for k in ("z_std", "h_std", "grad_z_std", "loss"):
+        np.testing.assert_allclose(fast[k][0], np.asarray(ref[k]), rtol=2e-5)
+    for k in ("saturated", "dead"):
+        np.testing.assert_array_equal(fast[k][0], np.asarray(ref[k]))
+    assert fast["z_std"].shape == (1, depth)
+
+
+def test_network_stats_gradient_is_autodiff(batch):
+    """dL/dz from the chain rule equals jax.grad of the loss with respect to z itself (an MLP
+    with one BN hidden layer, the next layer's z written out)."""
+    x, y = batch
+    net = bnh.MLP((784, 16, 10), activation="tanh", init="xavier", bn="before")
+    params, state = net.init_params(jax.random.PRNGKey(3))
+    z = bnh.batch_norm(x @ params[0]["W"], params[0]["gamma"], params[0]["beta"])
+
+    def loss(z):
+        return bnh.train.cross_entropy(jnp.tanh(z) @ params[1]["W"] + params[1]["b"], y)
+
+    want = jax.grad(loss)(z)
+    got = D.network_stats(net, params, state, x, y)["grad_z"]
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-9)
 
 
 # --- Glorot and He: variance propagation (cards E1, E2) --------------------------------
@@ -61,7 +116,12 @@ VAR_INITS = {"Gaussian std 0.1": ("gaussian", 0.1), "Xavier": ("xavier", 0.01), 
 @pytest.fixture(scope="module")
 def var_runs(batch512):
     """The variance figure's computation: 3 inits x 5 independent networks, 30 x 256 ReLU."""
-    return D.variance_runs(batch512[0], inits=VAR_INITS, seeds=(0, 1, 2, 3, 4))
+    return D.variance_runs(_var_nets(), batch512[0], seeds=(0, 1, 2, 3, 4))
+
+
+def _var_nets(depth=30, width=256):
+    return {name: bnh.MLP((784,) + (width,) * depth + (10,), activation="relu", init=init,
+                          init_std=std) for name, (init, std) in VAR_INITS.items()}
 
 
 def test_he_keeps_variance_glorot_halves_it(var_runs):
@@ -96,22 +156,25 @@ def test_independent_networks_wander_around_the_prediction(var_runs):
 def test_shared_random_numbers_make_agreement_automatic(batch512):
     """With one key, a bias-free ReLU net scales exactly with its weights: every init then has
     the same measured / predicted ratio in every layer (why the old figure proved nothing)."""
-    x, y = batch512
-    key = jax.random.PRNGKey(0)
-    ratios = [D.variance_propagation(x, y, init=init, std=std, depth=30, width=256, key=key)
-              for init, std in VAR_INITS.values()]
-    ratios = [v["measured"] / v["predicted"] for v in ratios]
+    x, _ = batch512
+    keys = jnp.stack([jax.random.PRNGKey(0)])
+    ratios = []
+    for net in _var_nets().values():
+        measured = D._z_variances(net, keys, x)[0]
+        ratios.append(measured / D.predicted_variance(x, init=net.init, std=net.init_std,
+                                                      depth=30, width=256))
     np.testing.assert_allclose(ratios[0], ratios[2], rtol=1e-3)
     np.testing.assert_allclose(ratios[1], ratios[2], rtol=1e-3)
 
 
-def test_variance_runs_first_layer_matches_layer_stats(batch512):
-    """variance_runs and the explorer's network agree where they share random numbers."""
-    x, y = batch512
-    v = D.variance_runs(x, inits={"He": ("he", 0.01)}, seeds=(3,), depth=2, width=256)
-    key = jax.random.fold_in(jax.random.PRNGKey(3), 0)
-    z1 = x @ (jax.random.normal(jax.random.split(key)[0], (784, 256)) * np.sqrt(2 / 784))
-    assert np.isclose(v["He"]["measured"][0, 0], float(jnp.var(z1)), rtol=1e-3)
+def test_variance_runs_first_layer_is_the_mlp_first_layer(batch512):
+    """variance_runs measures the MLP's own first layer, from key fold_in(PRNGKey(seed), i)."""
+    x, _ = batch512
+    net = bnh.MLP((784, 256, 256, 10), activation="relu", init="he")
+    v = D.variance_runs({"He": net}, x, seeds=(3,))
+    params, _ = net.init_params(jax.random.fold_in(jax.random.PRNGKey(3), 0))
+    assert np.isclose(v["He"]["measured"][0, 0], float(jnp.var(x @ params[0]["W"])), rtol=1e-3)
+    assert v["He"]["measured"].shape == (1, 2)
 
 
 def test_predicted_variance_formula():
@@ -187,15 +250,19 @@ def test_bn_eps_limits_tiny_scales(batch):
     assert s["z_std"][-1] < 0.01
 
 
+def _mlp(activation, init, bn, depth, std=0.01, width=None):
+    return bnh.MLP((784,) + (width or D.WIDTH,) * depth + (10,), activation=activation, init=init,
+                   init_std=std, bn="before" if bn else None)
+
+
 def test_vanishing_gradients_by_activation(batch):
-    """The gradient figure: 3 networks per curve; the prose's factors hold for every one."""
+    """The gradient figure (bnh.MLP, 3 networks per curve): the prose's factors hold for each."""
     x, y = batch
     ratio = {}
     for act in D.ACTIVATIONS:
         for bn in (False, True):
-            g = [D.layer_stats(x, y, activation=act, init="xavier", bn=bn, depth=30,
-                               key=jax.random.PRNGKey(k))["grad_z_std"] for k in SEEDS]
-            ratio[act, bn] = np.array([r[0] / r[-1] for r in g])
+            g = D.init_stats(_mlp(act, "xavier", bn, 30), x, y, seeds=SEEDS)["grad_z_std"]
+            ratio[act, bn] = g[:, 0] / g[:, -1]
     assert np.all(ratio["sigmoid", False] < 1e-15)          # about 18 orders of magnitude
     assert np.all(ratio["tanh", False] > 0.05)
     assert np.all(ratio["sigmoid", False] < ratio["relu", False])
@@ -207,12 +274,11 @@ def test_vanishing_gradients_by_activation(batch):
 
 
 def test_exercise4_premise_first_layer_gradient(batch):
-    """ReLU, He: BN leaves the last layer's gradient alone and enlarges the first layer's, the
-    more the deeper the network (the top-right histogram shows the last layer)."""
+    """ReLU, He (bnh.MLP): BN leaves the last layer's gradient alone and enlarges the first
+    layer's, the more the deeper the network (the top-right histogram shows the last layer)."""
     x, y = batch
-    g = {(d, bn): np.array([D.layer_stats(x, y, activation="relu", init="he", bn=bn, depth=d,
-                                          key=jax.random.PRNGKey(k))["grad_z_std"][[0, -1]]
-                            for k in SEEDS]) for d in (10, 50) for bn in (False, True)}
+    g = {(d, bn): D.init_stats(_mlp("relu", "he", bn, d), x, y, seeds=SEEDS)["grad_z_std"][:, [0, -1]]
+         for d in (10, 50) for bn in (False, True)}
     for d in (10, 50):
         first = g[d, True][:, 0] / g[d, False][:, 0]
         last = g[d, True][:, 1] / g[d, False][:, 1]
@@ -221,9 +287,23 @@ def test_exercise4_premise_first_layer_gradient(batch):
     assert np.all(g[50, True][:, 0] > 100 * g[10, True][:, 0])
 
 
+def test_table_networks_tell_the_explorer_stories(batch):
+    """The notebook's table (bnh.MLP, 30 layers, 3 seeds): tiny Gaussian vanishes, std 1
+    saturates, BN puts z at std 1 and leaves no dead ReLU."""
+    x, y = batch
+    small = D.init_stats(_mlp("tanh", "gaussian", False, 30, std=0.01), x, y)
+    assert np.all(small["z_std"][:, -1] < 1e-15) and np.all(small["grad_z_std"][:, 0] < 1e-20)
+    large = D.init_stats(_mlp("tanh", "gaussian", False, 30, std=1.0), x, y)
+    assert np.all(large["saturated"][:, -1] > 0.5)
+    for act, init in (("tanh", "gaussian"), ("relu", "he"), ("sigmoid", "xavier")):
+        s = D.init_stats(_mlp(act, init, True, 30), x, y)
+        assert np.all(np.abs(s["z_std"] - 1) < 0.05)
+        assert s["dead"].max() == 0
+
+
 def test_std_survives_underflow():
     v = jnp.full((2, 3, 4), 1e-30) * jnp.arange(24.0).reshape(2, 3, 4)
-    got = np.asarray(D._std(v, (1, 2)))
+    got = np.asarray(D.robust_std(v, (1, 2)))
     want = np.std(np.asarray(v, np.float64), axis=(1, 2))
     np.testing.assert_allclose(got, want, rtol=1e-4)
 
@@ -231,46 +311,74 @@ def test_std_survives_underflow():
 # --- update-to-data ratio -------------------------------------------------------------
 
 
+def _data(digits):
+    return (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
+
+
+def test_update_ratio_record_is_the_step(digits):
+    """The record hook times lr is std(W_before - W_after) / std(W_before) of plain SGD."""
+    net = bnh.MLP((784, 20, 10), activation="tanh", init="xavier")
+    lr = 0.1
+    run = bnh.fit(net, _data(digits), key=jax.random.PRNGKey(0), lr=lr, num_steps=2,
+                  eval_every=2, record=D.update_ratio)
+    start = net.init_params(jax.random.split(jax.random.PRNGKey(0))[0])[0]
+    one = bnh.fit(net, _data(digits), key=jax.random.PRNGKey(0), lr=lr, num_steps=1,
+                  eval_every=1)
+    for layer in range(2):
+        step = np.std(np.asarray(start[layer]["W"] - one.params[layer]["W"]))
+        want = step / np.std(np.asarray(start[layer]["W"]))
+        assert np.isclose(lr * float(run.record[0, layer]), want, rtol=1e-4)
+
+
 def test_update_ratios(digits):
-    data = (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
     sizes = (784,) + (100,) * 10 + (10,)
-    nets = {"small": bnh.MLP(sizes, activation="tanh", init="gaussian"),
+    nets = {"small": bnh.MLP(sizes, activation="tanh", init="gaussian", init_std=0.01),
             "xavier": bnh.MLP(sizes, activation="tanh", init="xavier"),
-            "small_bn": bnh.MLP(sizes, activation="tanh", init="gaussian", bn="before")}
-    med = {}
+            "small_bn": bnh.MLP(sizes, activation="tanh", init="gaussian", init_std=0.01,
+                                bn="before")}
+    med, logr = {}, {}
     for name, net in nets.items():
-        runs = [D.update_ratios(net, data, key=jax.random.PRNGKey(s), lr=0.1, num_steps=60)
-                for s in SEEDS]
-        med[name] = np.median([np.median(r[-20:], axis=0) for r, _ in runs], axis=0)
-        if name == "small_bn":
-            bn_runs = [r for r, _ in runs]
+        run = bnh.fit_many(net, _data(digits), key=jax.random.PRNGKey(0), lr=0.1, seeds=SEEDS,
+                           num_steps=60, eval_every=60, record=D.update_ratio)
+        logr[name] = np.log10(0.1 * np.asarray(run.record))            # (seeds, steps, layers)
+        med[name] = np.median(np.median(logr[name][:, -20:], axis=1), axis=0)
         if name == "small":
-            losses = np.median([loss for _, loss in runs], axis=0)
+            losses = np.median(np.asarray(run.loss), axis=0)
             assert abs(losses[-10:].mean() - np.log(10)) < 0.05     # nothing learned
     assert med["small"][:-1].max() < -5          # hidden layers frozen: >= 100x below 1e-3
     assert med["small"][:5].max() < -8           # the first ones > 10^5 x below
     assert np.all((med["xavier"] > -4) & (med["xavier"] < -1))
     assert np.all(med["small_bn"][:-1] > med["xavier"][:-1])
     # BN with std 0.01: far above the healthy 1e-3 by the notebook's own rule (tens of times)
-    per_seed = [10 ** (np.median(np.median(r[-50:], axis=0)[:-1]) + 3) for r in bn_runs]
-    assert min(per_seed) >= 10, per_seed
+    per_seed = 10 ** (np.median(np.median(logr["small_bn"][:, -50:], axis=1)[:, :-1], axis=1) + 3)
+    assert per_seed.min() >= 10, per_seed
 
 
 # --- CS231n's init-scale sweep --------------------------------------------------------
 
+SWEEP_SIZES = (784,) + (50,) * 7 + (10,)
+
 
 def test_bn_flattens_the_init_scale_sweep(digits):
-    data = (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
+    """The notebook's two fit_many calls (every scale and seed at once), in fewer steps."""
     scales = np.logspace(-3, 1, 20)
-    res = {bn: D.init_scale_sweep(data, scales, bn=bn, seeds=SEEDS, num_steps=150)
-           for bn in (False, True)}
-    good = {bn: r["test_median"] >= 0.5 for bn, r in res.items()}
+    med, acc = {}, {}
+    for bn in (False, True):
+        net = bnh.MLP(SWEEP_SIZES, activation="relu", bn="before" if bn else None,
+                      init="gaussian", init_std=1.0)
+        run = bnh.fit_many(net, _data(digits), key=jax.random.PRNGKey(0), lr=0.01,
+                           sgd_momentum=0.9, init_scale=np.repeat(scales, 3),
+                           seeds=np.tile(SEEDS, 20), num_steps=150, eval_every=150)
+        acc[bn] = np.nan_to_num(np.asarray(run.test_acc[:, -1])).reshape(20, 3)
+        med[bn] = np.median(acc[bn], 1)
+    good = {bn: m >= 0.5 for bn, m in med.items()}
     assert good[True].sum() >= 10
     assert good[False].sum() <= 4
     he = np.sqrt(2 / 50)
     assert np.all((scales[good[False]] > he / 4) & (scales[good[False]] < he * 4))
-    assert res[True]["test_median"].max() >= res[False]["test_median"].max()
-    assert res[True]["test_acc"].shape == (20, 3)
+    assert med[True].max() >= med[False].max()
+    # every seed of the scales seen as "good": no lucky seed carries the band
+    assert np.all(acc[True][good[True]].min(1) >= 0.3)
 
 
 # --- Bjorck et al. (card C2) ----------------------------------------------------------
@@ -301,14 +409,27 @@ def test_bjorck_gradient_histograms(digits):
 BIG, GOOD = 10.0, 0.2
 
 
+def _remedies(data, scale, variants, seeds, num_steps):
+    """The notebook's remedy run: SplitBN + one fit_many; variants {name: (hidden W lr, out std)}."""
+    net = bnh.MLP(SWEEP_SIZES, activation="relu", bn="before", init="gaussian", init_std=scale)
+    n = net.num_hidden
+    rates = np.array([[w_lr] * n + [0.01] * (n + 1) for w_lr, _ in variants.values()])
+    outs = np.array([o / scale for _, o in variants.values()])
+    run = bnh.fit_many(D.SplitBN(net), data, key=jax.random.PRNGKey(0),
+                       lr=np.repeat(rates, len(seeds), axis=0),
+                       init_scale=np.repeat(outs, len(seeds)), seeds=np.tile(seeds, len(variants)),
+                       sgd_momentum=0.9, num_steps=num_steps, eval_every=num_steps)
+    acc = np.asarray(run.test_acc[:, -1]).reshape(len(variants), len(seeds))
+    return dict(zip(variants, acc))
+
+
 def test_bn_large_scale_has_two_causes(digits):
     """At s = 10 the BN net of the sweep stays near chance; rescaling the hidden layers' lr by
     s^2 and shrinking the output layer each help, both together most (3 seeds)."""
-    data = (digits.x_train, digits.y_train, digits.x_test, digits.y_test)
     lr_fix = 0.01 * (BIG / GOOD) ** 2
-    res = D.bn_scale_variants(data, BIG, {"plain": (0.01, BIG), "lr": (lr_fix, BIG),
-                                          "out": (0.01, GOOD), "both": (lr_fix, GOOD)},
-                              seeds=SEEDS, num_steps=200)
+    res = _remedies(_data(digits), BIG, {"plain": (0.01, BIG), "lr": (lr_fix, BIG),
+                                         "out": (0.01, GOOD), "both": (lr_fix, GOOD)},
+                    SEEDS, 200)
     med = {k: np.median(v) for k, v in res.items()}
     assert med["plain"] < 0.25, res
     assert med["lr"] > med["plain"] + 0.1 and med["out"] > med["plain"] + 0.1, res
@@ -319,10 +440,28 @@ def test_bn_large_scale_has_two_causes(digits):
 def test_bn_scale_invariance_makes_both_remedies_exact(digits):
     """Hidden weights x50 with lr x2500 train exactly like the network drawn at std 0.2."""
     data = (digits.x_train[:1200], digits.y_train[:1200], digits.x_test[:500], digits.y_test[:500])
-    big = D.bn_scale_variants(data, BIG, {"both": (0.01 * (BIG / GOOD) ** 2, GOOD)}, seeds=(0,),
-                              num_steps=40)
-    ref = D.bn_scale_variants(data, GOOD, {"ref": (0.01, GOOD)}, seeds=(0,), num_steps=40)
+    big = _remedies(data, BIG, {"both": (0.01 * (BIG / GOOD) ** 2, GOOD)}, (0,), 40)
+    ref = _remedies(data, GOOD, {"ref": (0.01, GOOD)}, (0,), 40)
     assert abs(float(big["both"][0]) - float(ref["ref"][0])) <= 0.01
+
+
+def test_split_bn_is_the_same_network(batch):
+    """SplitBN only relays the parameters: same outputs as the MLP, init_scale on the head only."""
+    x, _ = batch
+    net = bnh.MLP((784, 30, 30, 10), activation="relu", bn="before", init="gaussian",
+                  init_std=0.5)
+    split = D.SplitBN(net)
+    key = jax.random.PRNGKey(2)
+    params, state = net.init_params(key)
+    sparams, sstate = split.init_params(key, 0.1)
+    assert len(sparams) == split.num_entries == 5
+    np.testing.assert_allclose(np.asarray(sparams[-1]["W"]), 0.1 * np.asarray(params[-1]["W"]))
+    sparams[-1] = dict(sparams[-1], W=params[-1]["W"])
+    want, _ = net.apply(params, state, x, train=True)
+    got, _ = split.apply(sparams, sstate, x, train=True)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6)
+    with pytest.raises(ValueError, match="`net`"):
+        D.SplitBN(bnh.MLP((784, 10)))
 
 
 def test_excess_kurtosis():
@@ -378,7 +517,7 @@ def test_quiz_histograms_look_as_the_hints_say(batch):
 # --- bad inputs name the argument -----------------------------------------------------
 
 
-def test_bad_inputs_name_the_argument(batch, digits):
+def test_bad_inputs_name_the_argument(batch):
     x, y = batch
     cases = [
         (lambda: D.layer_stats(x, y, activation="softplus"), "activation"),
@@ -391,18 +530,17 @@ def test_bad_inputs_name_the_argument(batch, digits):
         (lambda: D.predicted_variance(np.ones((2, 3)), init="he", depth=0, width=4), "depth"),
         (lambda: D.predicted_variance(np.ones((2, 3)), init="he", depth=2, width=4,
                                       activation="sigmoid"), "activation"),
-        (lambda: D.init_scale_sweep((digits.x_train, digits.y_train, digits.x_test,
-                                     digits.y_test), [0.1, -1.0], bn=False), "scales"),
-        (lambda: D.init_scale_sweep((digits.x_train, digits.y_train, digits.x_test,
-                                     digits.y_test), [0.1], bn=False, seeds=()), "seeds"),
+        (lambda: D.init_stats(bnh.MLP((784, 10)), x, y, seeds=()), "seeds"),
+        (lambda: D.init_stats(bnh.MLP((784, 8, 10), bn="after"), x, y), "net"),
+        (lambda: D.init_stats(bnh.MLP((784, 8, 10)), x[:, :5], y), "x"),
+        (lambda: D.variance_runs({"tanh": bnh.MLP((784, 8, 10), activation="tanh")}, x), "nets"),
+        (lambda: D.variance_runs({"He": bnh.MLP((784, 8, 10))}, x, seeds=()), "seeds"),
         (lambda: D.bjorck_gradients(x, y, bn=False, key=jax.random.PRNGKey(0), blocks=1),
          "blocks"),
         (lambda: D.standardize(np.ones(3)), "x"),
-        (lambda: D.update_ratios(bnh.MLP((784, 10)), (x, y), key=jax.random.PRNGKey(0), lr=0.0),
-         "lr"),
     ]
     for fn, arg in cases:
         with pytest.raises(ValueError, match=f"`{arg}`"):
             fn()
     with pytest.raises(TypeError, match="`net`"):
-        D.update_ratios("mlp", (x, y), key=jax.random.PRNGKey(0), lr=0.1)
+        D.init_stats("mlp", x, y)

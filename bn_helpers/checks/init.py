@@ -12,7 +12,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from .. import diagnostics as _diag
+from .. import init as _init
+from ..mlp import MLP
 from ._core import (CheckFailed, Verdict, as_array, as_number, check, grading_mode, student,
                     verdict)
 
@@ -190,17 +191,23 @@ def check_std_prediction(fn) -> Verdict:
                    f"{len(cases)} networks", hint=hint)
 
 
-def measured_std(x, y, seeds=(0, 1, 2, 3, 4)) -> np.ndarray:
-    """std of z in hidden layer PREDICT["layer"] of the exercise's network, one per seed.
-
-    Plain ReLU network, Gaussian weights of std PREDICT["std"], width PREDICT["width"].
+def exercise_net(n_in: int = 784) -> MLP:
+    """The network of exercise 2: plain ReLU MLP, PREDICT["layer"] hidden layers of
+    PREDICT["width"] units, every weight Gaussian with std PREDICT["std"].
 
     Used in notebooks/03_init.ipynb.
     """
     p = PREDICT
-    return np.array([_diag.layer_stats(x, y, activation="relu", init="gaussian", std=p["std"],
-                                       depth=p["layer"], max_depth=p["layer"], width=p["width"],
-                                       key=jax.random.PRNGKey(s))["z_std"][-1] for s in seeds])
+    return MLP((n_in,) + (p["width"],) * p["layer"] + (10,), activation="relu", init="gaussian",
+               init_std=p["std"])
+
+
+def measured_std(x, y, seeds=(0, 1, 2, 3, 4)) -> np.ndarray:
+    """std of z in the last hidden layer of `exercise_net`, one per seed (`bnh.init.init_stats`).
+
+    Used in notebooks/03_init.ipynb.
+    """
+    return _init.init_stats(exercise_net(x.shape[1]), x, y, seeds=seeds)["z_std"][:, -1]
 
 
 # --- Exercise 3: read a histogram --------------------------------------------------------
@@ -215,7 +222,7 @@ _LABEL_HINTS = {"small": "a spike at 0 in a deep layer means every layer shrank 
 def quiz_truth() -> dict:
     """{letter: "xavier" | "small" | "large"} for the histograms of exercise 3."""
     return {k: ("xavier" if init == "xavier" else "small" if std < 0.1 else "large")
-            for k, (init, std) in _diag.QUIZ.items()}
+            for k, (init, std) in _init.QUIZ.items()}
 
 
 @check("histogram reading")
