@@ -569,3 +569,30 @@ def test_bad_inputs_raise_errors_naming_the_argument(data):
         inf.framework_update("mxnet", 0, 1, np.ones((2, 2)))
     with pytest.raises(ValueError, match="`momentum`"):
         inf.underflow_steps(1.0)
+
+
+def test_explorers_have_whole_labels_and_tooltips(run, runs, data):
+    """Issue 17: every control of the notebook's explorers has hover text beyond its label."""
+    xt, yt = data[2:]
+    figs = bnh.figures.inference
+    r = runs[0]
+    spread, p_eval = inf.prediction_spread(NET, r["params"], r["state"], xt, yt, np.arange(3),
+                                           sizes=(2, 8), num_contexts=4)
+    noise = np.zeros(xt.shape, np.float32)
+    lives = [figs.momentum_explorer(run, layer=1, unit=0, batch_size=60),
+             figs.batch_size_explorer((2, 8), np.ones((3, 2)), np.ones(3), np.ones(3), spread,
+                                      p_eval, yt),
+             figs.shift_explorer(lambda b, c, n: inf.shift_images(xt[:4], b, c, n, noise[:4]),
+                                 lambda b, c, n: inf.shift_table(NET, r["params"], r["state"], xt,
+                                                                 yt, noise, [b, c, n])[0],
+                                 0.9, adapt_batch=100)]
+    labels = []
+    for live in lives:
+        assert live.error is None and live.calls >= 1
+        for w in live.controls.values():
+            tip = getattr(w, "tooltip", None) or getattr(w, "description_tooltip", None)
+            assert tip and len(tip) > len(w.description) + 10, w.description
+            labels.append(w.description)
+    assert "momentum (weight on old)" in labels   # the label tests/browser/browser_cases.py finds
+    w = lives[0].controls["momentum"]
+    assert "OLD" in (getattr(w, "tooltip", None) or w.description_tooltip)

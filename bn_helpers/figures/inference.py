@@ -80,7 +80,10 @@ def momentum_explorer(run, *, layer: int, unit: int, batch_size: int, momentum0:
                 f"memory about 1/(1-momentum) = {1 / max(1 - momentum, 1e-9):.0f} steps")
         return "\n".join([head] + out)
 
-    slider = widgets.slider("momentum", 0.5, 0.999, momentum0, step=0.001)
+    slider = widgets.slider("momentum (weight on old)", 0.5, 0.999, momentum0, step=0.001,
+                            tooltip="Momentum of the running average as Keras, Flax and this "
+                                    "package count it: the weight on the OLD value. PyTorch's "
+                                    "momentum is 1 minus this.")
     return widgets.LiveFigure(fig, update, {"momentum": slider},
                               animated=[title] + [ln for v in lines.values() for ln in v[:2]])
 
@@ -136,7 +139,10 @@ def batch_size_explorer(sizes, acc_batch, acc_running, acc_population, spread, p
                 f"{med[i]:.3f} (median), eval {np.median(acc_running):.3f}\n"
                 f"widest spread of one image's probability: {widths[i]:.2f}")
 
-    slider = widgets.int_slider("test batch size", int(sizes[0]), int(sizes[-1]), 8)
+    slider = widgets.int_slider("test batch size", int(sizes[0]), int(sizes[-1]), 8,
+                                tooltip="Test images per batch when the network is run in "
+                                        "training mode (each batch's own statistics); the "
+                                        "nearest computed size is shown.")
     return widgets.LiveFigure(fig, update, {"batch_size": slider}, animated=[marker, dots, title])
 
 
@@ -234,7 +240,12 @@ def shift_explorer(shifted, accuracies, acc_clean, *, adapt_batch: int, seed: in
                 f"accuracy: training statistics {float(accs[0]):.3f}, re-estimated per batch "
                 f"{float(accs[1]):.3f}, once {float(accs[2]):.3f}")
 
-    controls = {"brightness": widgets.slider("brightness", -0.5, 0.5, start[0], step=0.01),
-                "contrast": widgets.slider("contrast", 0.2, 2.0, start[1], step=0.02),
-                "noise": widgets.slider("noise std", 0.0, 0.5, start[2], step=0.01)}
+    clip = "; the result is clipped to the pixel range [0, 1]"
+    controls = {"brightness": widgets.slider("brightness", -0.5, 0.5, start[0], step=0.01,
+                                             tooltip="Added to every pixel" + clip),
+                "contrast": widgets.slider("contrast", 0.2, 2.0, start[1], step=0.02,
+                                           tooltip="Every pixel multiplied by this factor" + clip),
+                "noise": widgets.slider("noise std", 0.0, 0.5, start[2], step=0.01,
+                                        tooltip="Std of Gaussian noise added to every pixel (one "
+                                                "fixed noise sample)" + clip)}
     return widgets.LiveFigure(fig, update, controls, animated=[mosaic, *bars, title])
