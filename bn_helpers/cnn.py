@@ -2,7 +2,8 @@
 
 `CNN` is a frozen, hashable description with the same model protocol as
 `bn_helpers.MLP`: `input_shape`, `needs_batch`, `init_params(key, scale)` ->
-(params, state) lists with one dict per layer, and a pure `apply`. Every
+(params, state) lists with one dict per layer (a run of identical layers may
+be one stacked entry, see `CNN.entries`), and a pure `apply`. Every
 normalization goes through `bn_helpers.norms`, whose "batch" kind is the
 tested core of `bn_helpers.batchnorm`.
 
@@ -84,7 +85,10 @@ class CNN:
     counts residual blocks (two 3x3 convolutions each) after a 3x3 stem conv.
     residual: blocks x -> skip(x) + alpha * branch_scale * f(x) with nothing
     after the sum, so the skip path is the identity (a 1x1 projection, normed
-    like the branch, where the channel count changes).
+    like the branch, where the channel count changes). The branch f is
+    conv-norm-act-conv-norm (placement "before") or conv-act-norm-conv-act-norm
+    ("after"), so it ends with its last norm; without a norm conv-act-conv.
+    branch_scale: a fixed multiplier of every branch.
     norm: None or one of `bn_helpers.norms.KINDS`, placed "before" or "after"
     the nonlinearity (`placement`); a conv directly followed by a norm has no
     bias (beta replaces it). groups: for norm="group".
@@ -95,6 +99,7 @@ class CNN:
     entry of params with a leading layer axis, run by `jax.lax.scan`, so a
     100-layer network compiles as fast as a 10-layer one; None (default) does
     so for runs of 8 or more, False never, True for runs of 2 or more.
+    Scanned convolutions support reverse-mode autodiff only (no jax.jvp).
     """
 
     input_shape: tuple = (28, 28, 1)
@@ -293,6 +298,9 @@ class CNN:
             raise ValueError(f"`x` must have shape (batch, {', '.join(map(str, self.input_shape))}) "
                              f"(NHWC), got {tuple(x.shape)}")
         entries = self.entries()
+        if len(params) != len(entries) + 1 or len(state) != len(params):
+            raise ValueError(f"`params` and `state` need {len(entries) + 1} entries (see CNN.entries: "
+                             f"runs of identical layers are stacked), got {len(params)} and {len(state)}")
         new_state, hidden, h = [], [], x
         for e, (stage, _, _, n) in enumerate(entries):
             if e > 0 and stage != entries[e - 1][0]:
