@@ -100,6 +100,9 @@ CASES = [
     # 06: precomputed runs, log sliders (learning rate 0.03..30; init std 0.001..1)
     Case("06_paper_experiment.ipynb", "learning rate", "30", drag=True),
     Case("06_paper_experiment.ipynb", "init std", "0.001"),
+    # 07: precomputed runs; the noise slider spans 0 and the notebook's NOISE_SCALES, starting at
+    # the first of those
+    Case("07_why_bn_works.ipynb", "noise scale", "0", drag=True),
 ]
 
 # Timeouts (ms): first jax import + compile in a cell takes ~10 s on 2 cores
