@@ -94,6 +94,12 @@ def _per_leaf(value, params):
     return jax.tree.map(lambda v, sub: jax.tree.map(lambda _: v, sub), value, params)
 
 
+def _decays(path) -> bool:
+    """Weight decay applies to entries named "W", or to every leaf of an unnamed pytree."""
+    names = [k.key for k in path if isinstance(k, jax.tree_util.DictKey)]
+    return not names or names[-1] == "W"
+
+
 def sgd(loss_fn: Callable, params, state=None, *, lr, num_steps: int | None = None, batches=None,
         sgd_momentum=0.0, weight_decay=0.0, record: Callable | None = None, key=None):
     """Minibatch SGD with momentum as one `lax.scan`; traceable, call it inside `jax.jit`.
@@ -101,8 +107,9 @@ def sgd(loss_fn: Callable, params, state=None, *, lr, num_steps: int | None = No
     loss_fn(params, state, batch, key) -> (loss, new_state). `batches` is a
     pytree with a leading steps axis (None with `num_steps` for full-batch
     descent). `lr` is a scalar or one scalar per layer (a list of layers).
-    `weight_decay` adds decay * w to the gradient of every weight with 2+
-    dimensions (matrices and kernels, not biases or BN's gamma/beta).
+    `weight_decay` adds decay * w to the gradient of every weight: entries
+    named "W" (MLP and CNN layers; not biases or BN's gamma/beta), or every
+    leaf of a pytree without names.
     `record(params, state, grads, batch)` is stacked per step (params before the step).
     Returns (params, state, losses, records).
 
@@ -117,7 +124,8 @@ def sgd(loss_fn: Callable, params, state=None, *, lr, num_steps: int | None = No
         batch, i = batch_and_i
         (loss, new_state), grads = grad_fn(params, state, batch, jax.random.fold_in(key, i))
         rec = None if record is None else record(params, state, grads, batch)
-        grads = jax.tree.map(lambda g, p: g + weight_decay * p if p.ndim >= 2 else g, grads, params)
+        grads = jax.tree_util.tree_map_with_path(
+            lambda path, g, p: g + weight_decay * p if _decays(path) else g, grads, params)
         velocity = jax.tree.map(lambda v, g: sgd_momentum * v + g, velocity, grads)
         params = jax.tree.map(lambda p, v, r: p - r * v, params, velocity, lrs)
         return (params, new_state, velocity), (loss, rec)

@@ -250,3 +250,20 @@ def test_noise_follows_santurkar_and_only_in_training():
                                   clean.apply(params, state, x, train=False)[0])
     with pytest.raises(ValueError, match="`noise` must be >= 0"):
         bnh.MLP((3, 2), noise=-1.0)
+
+
+def test_weight_decay_reaches_stacked_cnn_weights_only():
+    """A CNN stores a run of identical layers with a leading layer axis: biases and gammas are
+    then 2-D too, and still get no decay."""
+    params = {"W": jnp.ones((8, 3, 3)), "gamma": jnp.ones((8, 3)), "b": jnp.ones((8, 3))}
+
+    def zero_loss(p, state, batch, key):
+        return 0.0 * jnp.sum(p["W"]), state
+
+    p, _, _, _ = bnh.train.sgd(zero_loss, params, None, lr=0.1, num_steps=1, weight_decay=0.5)
+    np.testing.assert_allclose(p["W"], 0.95)
+    np.testing.assert_array_equal(p["gamma"], 1.0)
+    np.testing.assert_array_equal(p["b"], 1.0)
+    w, _, _, _ = bnh.train.sgd(lambda w, s, b, k: (0.0 * jnp.sum(w), s), jnp.ones(3), None,
+                               lr=0.1, num_steps=1, weight_decay=0.5)
+    np.testing.assert_allclose(w, 0.95)  # an unnamed pytree: every leaf decays
