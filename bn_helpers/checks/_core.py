@@ -25,7 +25,7 @@ RETURN_NONE_HINT = "your function returned None: did you forget `return`?"
 def float64_pair(a, b):
     """(a, b) as float64 arrays of one shape (ValueError otherwise); (None, None) if any is NaN/inf.
 
-    Shared by the relative errors here and in bn_helpers.gradcheck.
+    Shared by the relative errors here and in bn_helpers.bn_math_fd.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
