@@ -1,17 +1,21 @@
-"""Time Ioffe & Szegedy's Fig. 1 run: both networks, 50,000 steps of batch 60, one computation.
+"""Time Ioffe & Szegedy's Fig. 1 run on the engine: both networks, 50,000 steps of batch 60.
 
-    python benchmarks/paper_full_run.py                 # short run (5,000 steps), extrapolated
-    python benchmarks/paper_full_run.py --full          # also the real 50,000 steps
-    python benchmarks/paper_full_run.py --steps 10000   # another short length
-    python benchmarks/paper_full_run.py --notebook      # notebook 06's run: 3 seeds x (no BN, BN, Xavier)
+    python benchmarks/paper_full_run.py                 # both networks, 1 seed each, 50,000 steps
+    python benchmarks/paper_full_run.py --seeds 3       # 3 seeds per network (vmapped)
+    python benchmarks/paper_full_run.py --notebook      # notebook 06's Fig. 1 cell (full mode)
+    python benchmarks/paper_full_run.py --steps 5000 --split   # shorter; compile timed apart
 
-Both networks train in ONE vmapped `lax.scan` (`bnh.paper.run`: BN on/off is a
-per-run flag); with --notebook the nine networks of notebook 06 (seeds 0, 1, 2 of the plain
-network, the BN network and the plain network with Xavier init) do, evaluating test accuracy
-and the layer-3 percentiles every 500 steps as the notebook does. Compilation is timed apart
-from the run (ahead of time, `lower().compile()`). The machine may be shared: the script prints
-wall time and this process's CPU time, so a busy machine shows as CPU time well below wall time x
-threads.
+Each network is a `bnh.MLP` trained by one `bnh.fit_many` call (its seeds vmapped), exactly as
+notebook 06 builds them: 784-100-100-100-10 sigmoid, N(0, 0.01²) init, SGD lr 0.5, BN before
+each sigmoid with momentum 0.99; test accuracy, accuracy on the first 1,000 training digits and
+the percentile probe every 500 steps. --notebook adds the Xavier baseline and uses the
+notebook's full-mode FIG1_STEPS (10,000). The calls are dispatched back to back (JAX runs them
+asynchronously, so the second network compiles while the first trains); the time is wall
+clock from the first call to the last result, compilation included. With the persistent
+compilation cache (JAX_COMPILATION_CACHE_DIR) a second run is "warm".
+
+Prints ONE line (read by `python dev.py bench`):
+    paper_full_run: <what>: <wall> s including compilation (CPU <cpu> s, ...), final test acc ...
 """
 
 from __future__ import annotations
@@ -26,52 +30,60 @@ import numpy as np
 import bn_helpers as bnh
 
 FULL_STEPS = 50_000
+NOTEBOOK_STEPS = 10_000
 EVAL_EVERY = 500
 
 
-def timed_run(data, steps: int, notebook: bool = False) -> dict:
-    """Compile ahead of time (timed apart), then run `steps` steps of both networks once."""
-    kw = dict(bn=(False, True), lr=0.5, init_std=0.01, seed=0, batch_size=60,
-              eval_every=EVAL_EVERY, num_steps=steps)
-    if notebook:
-        seeds = (0, 1, 2)
-        kw.update(bn=np.repeat([False, True, False], len(seeds)), seed=np.tile(seeds, 3),
-                  init=["gaussian"] * 6 + ["xavier"] * 3)
-    arrays, static = bnh.paper.run(data, _compiled="prepare", **kw)
-    t0, c0 = time.perf_counter(), time.process_time()
-    compiled = bnh.paper._run_jit.lower(*arrays, **static).compile()
-    compile_wall, compile_cpu = time.perf_counter() - t0, time.process_time() - c0
-    t0, c0 = time.perf_counter(), time.process_time()
-    r = bnh.paper.run(data, _compiled=compiled, **kw)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"steps": steps, "wall": wall, "cpu": cpu, "compile_wall": compile_wall,
-            "compile_cpu": compile_cpu, "acc": r.test_acc[:, -1]}
+def networks(xavier: bool = False) -> dict:
+    sizes = bnh.paper_experiment.SIZES
+    nets = {"no BN": bnh.MLP(sizes, activation="sigmoid", init="gaussian", init_std=0.01),
+            "BN": bnh.MLP(sizes, activation="sigmoid", bn="before", init="gaussian", init_std=0.01,
+                          momentum=0.99)}
+    if xavier:
+        nets["Xavier"] = bnh.MLP(sizes, activation="sigmoid", init="xavier")
+    return nets
+
+
+def run(data, nets: dict, steps: int, seeds) -> dict:
+    """Dispatch one fit_many per network, then wait for all results; name -> FitResult."""
+    out = {name: bnh.fit_many(net, data, key=jax.random.PRNGKey(0), lr=0.5, seeds=seeds,
+                              num_steps=steps, eval_every=min(EVAL_EVERY, steps), train_eval=1000,
+                              probe=bnh.paper_experiment.percentile_probe(net),
+                              probe_inputs=data.x_test[:1000])
+           for name, net in nets.items()}
+    jax.block_until_ready([(r.loss, r.test_acc, r.probe) for r in out.values()])
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=5000, help="length of the short timed run")
-    parser.add_argument("--full", action="store_true", help="also time the real 50,000 steps")
+    parser.add_argument("--steps", type=int, default=None, help="steps per network")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per network (vmapped)")
     parser.add_argument("--notebook", action="store_true",
-                        help="notebook 06's nine networks (3 seeds, with Xavier) instead of two")
+                        help="notebook 06's Fig. 1 cell: 3 networks x 3 seeds, 10,000 steps")
+    parser.add_argument("--split", action="store_true",
+                        help="run a second time to separate compilation from training")
     args = parser.parse_args(argv)
     data = bnh.data.load_dataset("mnist5k", binarize=True)
-    print(f"jax {jax.__version__}, {os.cpu_count()} CPUs, load average "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}")
-    rows = [timed_run(data, args.steps, args.notebook)]
-    if args.full:
-        rows.append(timed_run(data, FULL_STEPS, args.notebook))
-    print(f"{'steps':>7} | {'wall s':>7} | {'CPU s':>7} | {'steps/s':>12} | "
-          f"{'50K steps, s':>12} | final acc "
-          f"{'(no BN x3, BN x3, Xavier x3)' if args.notebook else '(no BN, BN)'}")
-    for r in rows:
-        rate = r["steps"] / r["wall"]
-        est = FULL_STEPS / rate
-        kind = "measured" if r["steps"] == FULL_STEPS else "extrapolated"
-        print(f"{r['steps']:>7} | {r['wall']:7.1f} | {r['cpu']:7.1f} | {rate:12.0f} | "
-              f"{est:7.1f} ({kind}) | {np.round(r['acc'], 3).tolist()}")
-    print(f"compilation: {rows[0]['compile_wall']:.1f} s wall, {rows[0]['compile_cpu']:.1f} s CPU "
-          "(paid once per shape, not included above)")
+    seeds = list(range(3 if args.notebook else args.seeds))
+    steps = args.steps or (NOTEBOOK_STEPS if args.notebook else FULL_STEPS)
+    nets = networks(xavier=args.notebook)
+    t0, c0 = time.perf_counter(), time.process_time()
+    results = run(data, nets, steps, seeds)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    extra = ""
+    if args.split:
+        t1 = time.perf_counter()
+        run(data, nets, steps, seeds)
+        warm = time.perf_counter() - t1
+        extra = f", training alone {warm:.1f} s, so compilation about {wall - warm:.1f} s"
+    accs = ", ".join(f"{name} {float(np.median(r.test_acc[:, -1])):.3f}"
+                     for name, r in results.items())
+    cache = ("compilation cache " + ("on" if os.environ.get("JAX_COMPILATION_CACHE_DIR") else "off"))
+    print(f"paper_full_run: Figure 1, {' + '.join(nets)} networks x {len(seeds)} seed(s), "
+          f"{steps:,} steps: {wall:.1f} s including compilation (CPU {cpu:.1f} s{extra}; {cache}; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; jax {jax.__version__}); "
+          f"final test acc (seed median) {accs}")
     return 0
 
 

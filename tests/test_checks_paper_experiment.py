@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import nbformat
 import numpy as np
 import pytest
@@ -28,16 +29,16 @@ MEASURED = {"with BN": 0.88, "without BN": 0.10}
 
 
 def _result():
-    k = 3
-    bn = np.repeat([False, True], k)
-    final = np.r_[[0.09, 0.10, 0.11], [0.87, 0.88, 0.90]]
-    test_acc = np.stack([np.full(6, 0.1), final], axis=1)           # evaluations at 0 and 1,000
-    z = np.zeros(6)
-    return bnh.paper.PaperResult(
-        steps=np.array([0, 1000]), test_acc=test_acc, train_acc=test_acc.copy(),
-        percentiles=np.zeros((6, 2, 3, 4)), loss=np.ones((6, 1000)), final_train_acc=final,
-        bn=bn, lr=z + 0.5, init_std=z + 0.01, seed=np.tile(np.arange(k), 2),
-        diverged=np.zeros(6, bool), batch_size=60, init=np.array(["gaussian"] * 6))
+    """{"with BN": FitResult, "without BN": FitResult}, 3 seeds, evaluations at 0 and 1,000."""
+    from bn_helpers.train import FitResult
+
+    out = {}
+    for name, final in (("without BN", [0.09, 0.10, 0.11]), ("with BN", [0.87, 0.88, 0.90])):
+        test_acc = np.stack([np.full(3, 0.1), final], axis=1)
+        out[name] = FitResult(loss=np.ones((3, 1000)), eval_steps=np.array([0, 1000]),
+                              test_acc=test_acc, train_acc=test_acc.copy(),
+                              probe=np.zeros((3, 2, 3, 4)), params=None, state=None)
+    return out
 
 
 RESULT = _result()
@@ -90,10 +91,16 @@ def test_prediction_mistake_table(case, capsys):
     assert line.startswith("predict, then run | ")
 
 
-@pytest.mark.parametrize("result", [None, "fig1", {"bn": 1}, np.zeros(3)])
+@pytest.mark.parametrize("result", [None, "fig1", {"bn": 1}, np.zeros(3),
+                                    {"with BN": 1, "without BN": 2}])
 def test_prediction_with_a_wrong_result(result, capsys):
     verdict, line = one_line(capsys, bnh.checks.check_prediction, dict(MEASURED), result)
-    assert verdict.status == "FAIL" and "bnh.paper.run" in line, line
+    assert verdict.status == "FAIL" and "bnh.fit_many" in line, line
+
+
+def test_prediction_at_a_step_that_was_not_evaluated(capsys):
+    verdict, line = one_line(capsys, bnh.checks.check_prediction, dict(MEASURED), RESULT, step=500)
+    assert verdict.status == "FAIL" and "no evaluation at step 500" in line, line
 
 
 def test_prediction_uses_the_seed_median_at_the_given_step(capsys):
@@ -147,7 +154,7 @@ def test_summary_reference_passes(capsys):
     verdict, line = one_line(capsys, bnh.checks.check_percentile_summary, good)
     assert verdict.status == "PASS", line
     verdict, line = one_line(capsys, bnh.checks.check_percentile_summary,
-                             bnh.paper.percentile_summary)
+                             bnh.paper_experiment.percentile_summary)
     assert verdict.status == "PASS", line
 
 
@@ -178,7 +185,7 @@ def test_summary_grading_mode_adds_cases(monkeypatch, capsys):
 
 def test_percentile_summary_rejects_bad_shapes():
     with pytest.raises(ValueError, match="`p`"):
-        bnh.paper.percentile_summary(np.zeros((4, 2)))
+        bnh.paper_experiment.percentile_summary(np.zeros((4, 2)))
 
 
 # ---- the student copy of notebook 06 ----
@@ -211,12 +218,17 @@ def test_student_exercises_run_and_fall_back(student_cells):
     x = (rng.random((200, 784)) > 0.5).astype(np.float32)
     y = rng.integers(0, 10, 200)
     digits = (x, y, x[:100], y[:100])
-    fig1 = bnh.paper.run(digits, bn=np.repeat([False, True], 3), seed=np.tile([0, 1, 2], 2),
-                         num_steps=20, eval_every=10, probe_examples=50, train_eval=50)
-    namespace = {"bnh": bnh, "np": np, "digits": digits, "K": 3, "SEEDS": (0, 1, 2),
-                 "EXERCISE_STEPS": 250, "band": bnh.paper.fmt_band,
-                 "runs": {"without BN": bnh.paper.pick(fig1, bn=False),
-                          "with BN": bnh.paper.pick(fig1, bn=True)}}
+    runs = {}
+    for name, bn in (("without BN", None), ("with BN", "before")):
+        net = bnh.MLP(bnh.paper_experiment.SIZES, activation="sigmoid", bn=bn, init_std=0.01,
+                      init="gaussian", momentum=0.99)
+        runs[name] = bnh.fit_many(net, digits, key=jax.random.PRNGKey(0), lr=0.5, seeds=[0, 1, 2],
+                                  num_steps=20, eval_every=10, train_eval=50,
+                                  probe=bnh.paper_experiment.percentile_probe(net),
+                                  probe_inputs=x[:50])
+    namespace = {"bnh": bnh, "np": np, "jax": jax, "digits": digits, "K": 3, "SEEDS": (0, 1, 2),
+                 "KEY": jax.random.PRNGKey(0), "EXERCISE_STEPS": 250,
+                 "band": bnh.paper_experiment.fmt_band, "runs": runs}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         for src in cells:

@@ -24,11 +24,21 @@ _EXAMPLE = '{"with BN": 0.9, "without BN": 0.1}'
 
 def _measured(result, step):
     """Seed-median test accuracy of each network at `step` (default: the last evaluation)."""
-    from ..paper import acc_at
+    from ..paper_experiment import acc_at
 
-    step = int(result.steps[-1]) if step is None else int(step)
-    return {name: float(np.median(acc_at(result.select(result.bn == flag), step)))
-            for name, flag in (("with BN", True), ("without BN", False))}, step
+    if not isinstance(result, dict) or set(result) != set(_NAMES) or not all(
+            hasattr(r, "test_acc") and hasattr(r, "eval_steps") for r in result.values()):
+        raise CheckFailed(f"`result` is {type(result).__name__}, not the two networks' runs",
+                          'pass {"with BN": bnh.fit_many(...), "without BN": bnh.fit_many(...)} '
+                          "as the second argument")
+    last = int(np.asarray(result["with BN"].eval_steps)[-1])
+    step = last if step is None else int(step)
+    try:
+        measured = {name: float(np.median(acc_at(result[name], step))) for name in _NAMES}
+    except ValueError as err:
+        raise CheckFailed(f"no evaluation at step {step:,} in `result`",
+                          "train with an evaluation at that step (eval_every)") from err
+    return measured, step, int(np.shape(result["with BN"].test_acc)[0])
 
 
 def _as_prediction(prediction) -> dict:
@@ -77,9 +87,10 @@ def _as_prediction(prediction) -> dict:
 
 @check("predict, then run")
 def check_prediction(prediction, result, *, step: int | None = None) -> Verdict:
-    """Compare predicted accuracies {"with BN": a, "without BN": b} with a `bnh.paper.run` result.
+    """Compare predicted accuracies {"with BN": a, "without BN": b} with the measured ones.
 
-    `prediction` is the dict or a function returning it. The measurement is the
+    `prediction` is the dict or a function returning it; `result` is
+    {"with BN": run, "without BN": run} of two `bnh.fit_many` results. The measurement is the
     median over the result's seeds. The value is the larger of the two absolute
     errors: PASS within 0.10, CLOSE within 0.20, FAIL beyond (a prediction, not a
     computation: the point is to commit to numbers first and then see where
@@ -88,10 +99,7 @@ def check_prediction(prediction, result, *, step: int | None = None) -> Verdict:
     Used in notebooks/06_paper_experiment.ipynb.
     """
     pred = _as_prediction(prediction)
-    if not all(hasattr(result, f) for f in ("bn", "test_acc", "steps", "select")):
-        raise CheckFailed(f"`result` is {type(result).__name__}, not a bnh.paper.run result",
-                          "pass the result of bnh.paper.run(...) as the second argument")
-    measured, step = _measured(result, step)
+    measured, step, nseeds = _measured(result, step)
     errors = {k: abs(pred[k] - measured[k]) for k in _NAMES}
     worst = max(errors, key=errors.get)
     swapped = max(abs(pred["with BN"] - measured["without BN"]),
@@ -105,7 +113,7 @@ def check_prediction(prediction, result, *, step: int | None = None) -> Verdict:
         hint = (f"with BN is off by {errors[worst]:.2f}: BN rescales every layer to unit "
                 "variance, so tiny initial weights do not slow it down")
     return verdict("predict, then run", errors[worst], tol=0.10, close=0.20,
-                   what=(f"measured after {step:,} steps (median of {int(result.bn.sum())} "
+                   what=(f"measured after {step:,} steps (median of {nseeds} "
                          f"seeds): with BN {measured['with BN']:.3f}, without BN "
                          f"{measured['without BN']:.3f}; largest |prediction - measurement| "
                          f"({worst})"), hint=hint)
@@ -115,7 +123,7 @@ def check_prediction(prediction, result, *, step: int | None = None) -> Verdict:
 
 def summary_reference(p):
     """(median_range, spread_start, spread_end) of percentiles p, as an array (the reference)."""
-    from ..paper import percentile_summary
+    from ..paper_experiment import percentile_summary
 
     return np.array(percentile_summary(p))
 
