@@ -14,6 +14,7 @@ import importlib
 import inspect
 import pkgutil
 
+import jax
 import numpy as np
 import pytest
 
@@ -49,10 +50,12 @@ def _paper_args():
     rng = np.random.default_rng(0)
     x = rng.random((120, 16)).astype(np.float32)
     y = rng.integers(0, 10, 120)
-    result = bnh.paper.run((x, y, x[:60], y[:60]), bn=(False, True), sizes=(16, 8, 10),
-                           num_steps=20, eval_every=10, batch_size=20, probe_examples=30,
-                           train_eval=30)
-    return (result,)
+    data = (x, y, x[:60], y[:60])
+    runs = {name: bnh.fit_many(bnh.MLP((16, 8, 10), activation="sigmoid", bn=bn), data,
+                               key=jax.random.PRNGKey(0), lr=0.5, seeds=[0, 1], num_steps=20,
+                               eval_every=10, batch_size=20, train_eval=30)
+            for name, bn in (("with BN", "before"), ("without BN", None))}
+    return (runs,)
 
 
 EXTRA_ARGS = {

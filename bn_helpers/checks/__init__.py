@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 # Checks of the later notebooks live in one module per topic, loaded on first use
-_TOPICS = ("whitening", "zigzag", "init", "inference", "paper", "paper_experiment", "why_bn_works",
+_TOPICS = ("whitening", "zigzag", "init", "inference", "paper_experiment", "why_bn_works",
            "beyond_bn", "deep_residual")
 
 
