@@ -35,12 +35,14 @@ _CHAR_EM = 0.6  # width of one label character, in em (a generous average for th
 
 # Height budget of an explorer (controls + picture + readout), in CSS px: fits a 1280x800 window
 # below the browser's and the notebook's bars. Measured in Chromium (tests/browser): one control
-# row is 32 px in ipywidgets 7 and 8 (28 px + margins), one readout line about 17 px.
+# row is 32 px in ipywidgets 7 and 8 (28 px + margins), a row of toggle buttons 56 px in
+# ipywidgets 8 (its label sits above the buttons), one readout line about 17 px.
 MAX_HEIGHT_PX = 720
 # Width of JupyterLab's output area in a 1280 px window with its file browser open (848 px
 # measured): a wider PNG is shrunk by the browser, which blurs its text
 MAX_WIDTH_PX = 840
 _ROW_PX = 32
+_TOGGLE_PX = 56
 _LINE_PX = 18
 _LINE_CHARS = 110  # readout characters per line before the page wraps it (monospace, ~900 px)
 _MIN_DPI = 72      # below this the figure's 8-10 pt text gets hard to read
@@ -250,7 +252,9 @@ class LiveFigure:
         if self.max_height is not None:
             lines = sum(max(1, math.ceil(len(line) / _LINE_CHARS))
                         for line in str(text).splitlines()) if text else 0
-            budget = self.max_height - _ROW_PX * len(self.controls) - _LINE_PX * lines - 8
+            rows = sum(_TOGGLE_PX if isinstance(w, W.ToggleButtons) else _ROW_PX
+                       for w in self.controls.values())
+            budget = self.max_height - rows - _LINE_PX * lines - 8
             fits.append(int(budget / self.fig.get_figheight()))
         if self.max_width is not None:
             fits.append(int(self.max_width / self.fig.get_figwidth()))
