@@ -53,8 +53,21 @@ def setup() -> None:
 
 
 # JupyterLab and Notebook 7 from .venv save widget state with the notebook, so a saved notebook
-# reopens showing its last pictures instead of "Error displaying widget: model not found"
-LAB_OVERRIDES = {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+# reopens showing its last pictures instead of "Error displaying widget: model not found".
+# Notebook 7 matches shortcuts in the capture phase: its command-mode arrow-key shortcuts would
+# swallow the arrow keys of a focused slider, so they are re-added for everything but sliders
+# (see tests/browser/conftest.py, KEYBOARD_OVERRIDES, which this must equal).
+_SEL = ".jp-Notebook.jp-mod-commandMode:not(.jp-mod-readWrite) :focus"
+_ARROWS = {"ArrowUp": "notebook:move-cursor-up", "ArrowDown": "notebook:move-cursor-down",
+           "ArrowLeft": "notebook:move-cursor-heading-above-or-collapse",
+           "ArrowRight": "notebook:move-cursor-heading-below-or-expand"}
+LAB_OVERRIDES = {
+    "@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True},
+    "@jupyterlab/shortcuts-extension:shortcuts": {"shortcuts": [
+        e for k, c in _ARROWS.items() for e in (
+            {"command": c, "keys": [k], "selector": _SEL, "disabled": True},
+            {"command": c, "keys": [k], "selector": _SEL + ":not([role='slider'])"})]},
+}
 
 
 def lab_overrides(prefix: Path = VENV) -> Path:

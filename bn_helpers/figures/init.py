@@ -37,7 +37,7 @@ def _band(ax, x, runs, color, **kw):
 def explorer(x, y):
     """The layer-statistics explorer: histograms of z and dL/dz in the last layer, per-layer
     spreads, and controls for activation, init, BN, Gaussian std and depth (a LiveFigure)."""
-    fig, axes = plots.new_figure(2, 2, size=(9.6, 6.2), interactive=True)
+    fig, axes = plots.new_figure(2, 2, size=(9.6, 5.0), interactive=True)
     (ax_z, ax_g), (ax_zs, ax_gs) = axes
     zones = [Rectangle((0, 0), 0, 1, transform=ax_z.get_xaxis_transform(), color="0.88",
                        zorder=0) for _ in range(2)]

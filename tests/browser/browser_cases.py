@@ -627,8 +627,9 @@ def measure_drag(page, dom, control, img) -> dict:
 def test_drag_follows_the_hand(notebook_pages, jupyter_lab):
     """The demo's figure changes while its slider is dragged by mouse (not only on release), and
     the last picture arrives soon after the release; rates and latency are printed for the
-    benchmark table. The bar asserted here (>= 5 frames/s while dragging) is below the 15/s goal
-    because the suite runs two workers beside the browser on 2 cores."""
+    benchmark table. Asserted here: at least 3 new pictures arrive while the mouse button is still
+    down (with updates on release only there would be none); the 15 frames/s goal is measured by
+    the benchmark on a quiet machine, since the suite runs two workers beside the browser."""
     server = jupyter_lab
     dom = DOMS[server.front.dom]
     page, _ = notebook_pages.get(server.demo_notebook, "demo")
@@ -648,7 +649,8 @@ def test_drag_follows_the_hand(notebook_pages, jupyter_lab):
           f"({drag['frames_after_release']} after it); value {start_value} -> {end_value}")
     page.screenshot(path=server.artifacts / "demo__drag.png")
     assert end_value != start_value
-    assert rate >= 5, f"only {rate:.1f} frames/s while dragging: the figure does not follow the drag"
+    assert drag["frames"] >= 3, (f"only {drag['frames']} new pictures while dragging "
+                                 f"({rate:.1f} frames/s): the figure does not follow the drag")
     assert latency < 2000, f"the last frame came {latency:.0f} ms after the release"
     assert_no_errors(page, dom, "after dragging")
     notebook_pages.healthy = True

@@ -301,45 +301,21 @@ def _start_server(front: FrontEnd, root: Path, jdirs: Path, log_path: Path) -> J
     raise RuntimeError(f"{front.title} did not start; end of its log:\n{last_error}")
 
 
-# Arrow keys on a focused slider in Notebook 7. Notebook 7 starts its application without
-# `bubblingKeydown` (JupyterLab passes `bubblingKeydown: true`), so Lumino matches keyboard
-# shortcuts on `document` in the capture phase, before the slider's handle sees the key. The
-# notebook's command-mode shortcuts ArrowUp/ArrowDown (select another cell) and ArrowLeft/ArrowRight
-# (move between headings) use the selector `.jp-Notebook.jp-mod-commandMode:not(.jp-mod-readWrite)
-# :focus`, which a focused noUiSlider handle (a div with tabindex, role="slider", not
-# `:read-write`) matches: Lumino calls preventDefault + stopPropagation and the slider never moves.
-# Nothing in the widget's Python side can set `data-lm-suppress-shortcuts` on the handle, so these
-# settings overrides disable the four shortcuts and add them back for every focused element except
-# an ARIA slider. The same entries belong in dev.py's LAB_OVERRIDES (written by `dev.py setup`);
-# until dev.py carries them, the tests write them too.
-_SHORTCUTS_PLUGIN = "@jupyterlab/shortcuts-extension:shortcuts"
-_COMMAND_MODE = ".jp-Notebook.jp-mod-commandMode:not(.jp-mod-readWrite) :focus"
-_ARROW_COMMANDS = {"ArrowUp": "notebook:move-cursor-up",
-                   "ArrowDown": "notebook:move-cursor-down",
-                   "ArrowLeft": "notebook:move-cursor-heading-above-or-collapse",
-                   "ArrowRight": "notebook:move-cursor-heading-below-or-expand"}
-KEYBOARD_OVERRIDES = {_SHORTCUTS_PLUGIN: {"shortcuts": [
-    entry for key, command in _ARROW_COMMANDS.items() for entry in (
-        {"command": command, "keys": [key], "selector": _COMMAND_MODE, "disabled": True},
-        {"command": command, "keys": [key], "selector": _COMMAND_MODE + ":not([role='slider'])"})
-]}}
-
-
+# Notebook 7 (unlike JupyterLab) matches keyboard shortcuts on `document` in the capture phase, so
+# its command-mode arrow-key shortcuts (selector `.jp-Notebook.jp-mod-commandMode:not(
+# .jp-mod-readWrite) :focus`, which a focused noUiSlider handle matches) swallowed the arrow keys
+# of a focused slider; nothing on the widget's Python side can set `data-lm-suppress-shortcuts`.
+# dev.py's LAB_OVERRIDES disables the four shortcuts and re-adds them for all but ARIA sliders.
 def _lab_overrides(front: FrontEnd) -> None:
     """The settings `python3 dev.py setup` gives the venv's JupyterLab and Notebook 7 (widget state
-    saved with the notebook), written by the same function; plus KEYBOARD_OVERRIDES if dev.py does
-    not write them yet."""
+    saved with the notebook, arrow keys left to sliders), written by the same function."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bn_dev", REPO / "dev.py")
     dev = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(dev)
     prefix = Path(sys.prefix) if front.venv is None else REPO / front.venv
-    path = dev.lab_overrides(prefix)
-    if _SHORTCUTS_PLUGIN not in getattr(dev, "LAB_OVERRIDES", {}):
-        current = json.loads(path.read_text())
-        current.update(KEYBOARD_OVERRIDES)
-        path.write_text(json.dumps(current, indent=2) + "\n")
+    dev.lab_overrides(prefix)
 
 
 @pytest.fixture(scope="session")
