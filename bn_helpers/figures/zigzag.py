@@ -104,7 +104,7 @@ def _axes(size):
     return fig, ax, ax3, path_line, setting
 
 
-def explorer(*, size=(9.6, 4.6), levels: int = 10, surface_grid: int = 25):
+def explorer(*, size=(9.6, 4.2), levels: int = 10, surface_grid: int = 25):
     """The zig-zag explorer: contour plot of E(w) - E(w*) with the descent path, and the same
     surface in 3-D. Controls: loss, inputs, scale ratio, offset, learning rate, momentum, steps.
     Returns a `widgets.LiveFigure`. Contours, wireframe and paths are persistent artists that
