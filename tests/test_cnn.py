@@ -186,8 +186,9 @@ def test_scanned_run_equals_unrolled_layers(residual):
 
     g_u = jax.grad(lambda p: loss(net_u, p, state))(params)
     g_s = jax.grad(lambda p: loss(net_s, p, s_s))(p_s)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=1e-5), g_s,
-                 _stacked(net_s, g_u))
+    # float32 sums in a different order: tolerance relative to each leaf's largest entry
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-4 * np.abs(b).max()),
+                 g_s, _stacked(net_s, g_u))
 
 
 def test_init_scale_may_be_traced():
