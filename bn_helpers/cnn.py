@@ -29,35 +29,36 @@ _POOLS = ("max", "avg")
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
-def _conv(x, w, padding="SAME"):
+def _lax_conv(x, w, padding="SAME"):
     return jax.lax.conv_general_dilated(x, w, (1, 1), padding, dimension_numbers=_DIMS)
 
 
 @jax.custom_vjp
-def _conv_scanned(x, w):
-    """`_conv` with its gradient written out as two convolutions in the standard layout.
+def _conv(x, w):
+    """3x3 "same" convolution whose gradient is written out as two convolutions.
 
-    Inside a `lax.scan` body XLA's CPU backend leaves autodiff's convolutions
-    in a layout it runs ~20x slower; these give the same numbers at full speed.
-    Reverse mode only (no jvp), like every custom_vjp.
+    Inside a `lax.scan` body (the training loop, stacked layers) XLA's CPU
+    backend runs autodiff's transposed convolutions in a layout ~20x slower;
+    these give the same numbers at full speed (tests/test_cnn.py). Reverse
+    mode only: `jax.grad` works, `jax.jvp` / `jax.hessian` do not.
     """
-    return _conv(x, w)
+    return _lax_conv(x, w)
 
 
-def _conv_scanned_fwd(x, w):
-    return _conv(x, w), (x, w)
+def _conv_fwd(x, w):
+    return _lax_conv(x, w), (x, w)
 
 
-def _conv_scanned_bwd(res, g):
+def _conv_bwd(res, g):
     x, w = res
     kh, kw = w.shape[:2]
-    dx = _conv(g, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2))
+    dx = _lax_conv(g, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2))
     pad = (((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2))
-    dw = _conv(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), pad).transpose(1, 2, 0, 3)
+    dw = _lax_conv(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), pad).transpose(1, 2, 0, 3)
     return dx, dw
 
 
-_conv_scanned.defvjp(_conv_scanned_fwd, _conv_scanned_bwd)
+_conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 def _pool(x, kind):
@@ -249,9 +250,9 @@ class CNN:
                                   eps=self.eps, groups=self.groups, r_max=self.r_max,
                                   d_max=self.d_max, unbiased_var=self.unbiased_var)
 
-    def _unit(self, p, s, h, train, *, act=True, conv=_conv):
+    def _unit(self, p, s, h, train, *, act=True):
         """conv (+ bias), then norm and nonlinearity in `placement` order; act=False drops the latter."""
-        z = conv(h, p["W"])
+        z = _conv(h, p["W"])
         if "b" in p:
             z = z + p["b"]
         f = ACTIVATIONS[self.activation] if act else (lambda v: v)
@@ -262,14 +263,14 @@ class CNN:
             a, s = self._norm(p, s, a, train)
         return a, s, {"pre": z, "post": a}
 
-    def _layer(self, block, p, s, h, train, conv=_conv):
+    def _layer(self, block, p, s, h, train):
         """One conv layer (-> 1 hidden dict) or one residual block (-> 2)."""
         if not block:
-            h, s, rec = self._unit(p, s, h, train, conv=conv)
+            h, s, rec = self._unit(p, s, h, train)
             return h, s, [rec]
         after = self.placement == "after"
-        u, s1, r1 = self._unit(p["conv1"], s["conv1"], h, train, conv=conv)
-        f, s2, r2 = self._unit(p["conv2"], s["conv2"], u, train, act=after, conv=conv)
+        u, s1, r1 = self._unit(p["conv1"], s["conv1"], h, train)
+        f, s2, r2 = self._unit(p["conv2"], s["conv2"], u, train, act=after)
         new_s = {"conv1": s1, "conv2": s2}
         skip = h
         if "proj" in p:
@@ -323,7 +324,7 @@ class CNN:
         """n identical stacked layers in one `lax.scan`: one compiled body instead of n."""
 
         def body(h, ps):
-            h, s, recs = self._layer(block, ps[0], ps[1], h, train, _conv_scanned)
+            h, s, recs = self._layer(block, ps[0], ps[1], h, train)
             return h, (s, recs if return_hidden else None)
 
         h, (state, recs) = jax.lax.scan(body, h, (params, state))

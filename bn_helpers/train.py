@@ -101,7 +101,8 @@ def _decays(path) -> bool:
 
 
 def sgd(loss_fn: Callable, params, state=None, *, lr, num_steps: int | None = None, batches=None,
-        sgd_momentum=0.0, weight_decay=0.0, record: Callable | None = None, key=None):
+        sgd_momentum=0.0, weight_decay=0.0, record: Callable | None = None, key=None,
+        velocity=None, return_velocity: bool = False):
     """Minibatch SGD with momentum as one `lax.scan`; traceable, call it inside `jax.jit`.
 
     loss_fn(params, state, batch, key) -> (loss, new_state). `batches` is a
@@ -111,7 +112,8 @@ def sgd(loss_fn: Callable, params, state=None, *, lr, num_steps: int | None = No
     named "W" (MLP and CNN layers; not biases or BN's gamma/beta), or every
     leaf of a pytree without names.
     `record(params, state, grads, batch)` is stacked per step (params before the step).
-    Returns (params, state, losses, records).
+    Returns (params, state, losses, records); with `return_velocity` also the
+    momentum buffer, which `velocity` takes back to continue a run exactly.
 
     Used by `fit` and, for the toy models, in notebooks/01_whitening.ipynb and 02_zigzag.ipynb.
     """
@@ -133,9 +135,12 @@ def sgd(loss_fn: Callable, params, state=None, *, lr, num_steps: int | None = No
     if batches is None and num_steps is None:
         raise ValueError("sgd needs `batches` or `num_steps`")
     n = num_steps if batches is None else jax.tree.leaves(batches)[0].shape[0]
-    velocity = jax.tree.map(jnp.zeros_like, params)
-    (params, state, _), (losses, recs) = jax.lax.scan(
+    if velocity is None:
+        velocity = jax.tree.map(jnp.zeros_like, params)
+    (params, state, velocity), (losses, recs) = jax.lax.scan(
         step, (params, state, velocity), (batches, jnp.arange(n)), length=n)
+    if return_velocity:
+        return params, state, losses, recs, velocity
     return params, state, losses, recs
 
 
@@ -185,18 +190,21 @@ def _run(model, num_steps, eval_every, eval_batch, train_eval, probe, record, in
         return out + ((probe(params, state) if probe_x is None else probe(params, state, probe_x)),)
 
     def chunk(carry, chunk_and_i):
-        (params, state), (chunk_idx, i) = carry, chunk_and_i
+        (params, state, velocity), (chunk_idx, i) = carry, chunk_and_i
         # Gather the chunk's batches once; each step then only slices
-        params, state, losses, recs = sgd(
+        params, state, losses, recs, velocity = sgd(
             loss_fn, params, state, lr=lr, batches=(x_train[chunk_idx], y_train[chunk_idx]),
             sgd_momentum=sgd_momentum, weight_decay=weight_decay, record=rec,
-            key=jax.random.fold_in(init_key, i))
-        return (params, state), (losses, recs, measure(params, state))
+            key=jax.random.fold_in(init_key, i), velocity=velocity, return_velocity=True)
+        return (params, state, velocity), (losses, recs, measure(params, state))
 
     num_chunks = num_steps // eval_every
     first = measure(params, state)
-    (params, state), (losses, recs, evals) = jax.lax.scan(
-        chunk, (params, state), (idx.reshape(num_chunks, eval_every, -1), jnp.arange(num_chunks)))
+    # The momentum buffer runs on across evaluations
+    velocity = jax.tree.map(jnp.zeros_like, params)
+    (params, state, _), (losses, recs, evals) = jax.lax.scan(
+        chunk, (params, state, velocity),
+        (idx.reshape(num_chunks, eval_every, -1), jnp.arange(num_chunks)))
     evals = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, evals)
     recs = jax.tree.map(lambda r: r.reshape((num_steps,) + r.shape[2:]), recs)
     return losses.reshape(-1), evals, params, state, recs

@@ -119,6 +119,30 @@ def test_sgd_momentum_changes_the_run(small_data):
     np.testing.assert_allclose(a.loss[0], b.loss[0])
 
 
+def test_momentum_runs_on_across_evaluations(small_data):
+    # How often the run is evaluated must not change the run (the velocity is carried over)
+    kw = dict(key=jax.random.PRNGKey(0), lr=0.1, sgd_momentum=0.9, num_steps=100)
+    a = bnh.fit(NET, small_data, eval_every=100, **kw)
+    b = bnh.fit(NET, small_data, eval_every=10, **kw)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5)
+    np.testing.assert_allclose(a.test_acc[-1], b.test_acc[-1])
+
+
+def test_sgd_continues_a_run_from_its_velocity():
+    def loss_fn(w, state, batch, key):
+        return jnp.sum((w - batch) ** 2), state
+
+    batches = jnp.linspace(-1.0, 1.0, 12)[:, None] * jnp.ones((12, 3))
+    w0 = jnp.zeros(3)
+    whole = bnh.train.sgd(loss_fn, w0, None, lr=0.1, batches=batches, sgd_momentum=0.9)
+    w, s, l1, _, v = bnh.train.sgd(loss_fn, w0, None, lr=0.1, batches=batches[:5],
+                                   sgd_momentum=0.9, return_velocity=True)
+    w, s, l2, _ = bnh.train.sgd(loss_fn, w, s, lr=0.1, batches=batches[5:], sgd_momentum=0.9,
+                                velocity=v)
+    np.testing.assert_allclose(w, whole[0], rtol=1e-6)
+    np.testing.assert_allclose(jnp.concatenate([l1, l2]), whole[2], rtol=1e-6)
+
+
 def test_divergence_shows_as_nan_not_an_exception(small_data):
     net = bnh.MLP((784, 32, 10), activation="linear", init="he")
     r = bnh.fit(net, small_data, key=jax.random.PRNGKey(0), lr=50.0, num_steps=50, eval_every=50)
