@@ -62,6 +62,11 @@ class MLP:
     noise: scale of Santurkar et al.'s injected noise (`bn_helpers.noise`) in
     training mode, after each hidden layer's BN (or, without BN, on the input
     of the nonlinearity); 0 = none. It needs the per-step `key` that `fit` passes.
+    ghost_batch: "ghost" batch norm (Hoffer et al. 2017): in training mode the
+    batch is split into consecutive sub-batches of this many examples and each
+    is normalized with its own statistics (the batch size must be a multiple);
+    the running averages take the mean of the sub-batches' updates. None
+    (default) = the whole batch. norm="batch" only.
 
     Used in notebooks/00_start_here.ipynb and every training notebook.
     """
@@ -79,6 +84,7 @@ class MLP:
     groups: int | None = None
     r_max: float = 3.0
     d_max: float = 5.0
+    ghost_batch: int | None = None
 
     def __post_init__(self):
         sizes = tuple(int(s) for s in self.sizes)
@@ -101,6 +107,11 @@ class MLP:
             raise ValueError(f"`noise` must be >= 0, got {self.noise}")
         if not 0.0 <= self.momentum <= 1.0:
             raise ValueError(f"`momentum` must be in [0, 1], got {self.momentum}")
+        if self.ghost_batch is not None and (
+                not isinstance(self.ghost_batch, int) or isinstance(self.ghost_batch, bool)
+                or self.ghost_batch < 2 or self.bn is None or self.norm != "batch"):
+            raise ValueError(f"`ghost_batch` must be None or an int >= 2 with bn set and norm='batch', "
+                             f"got {self.ghost_batch!r} (bn={self.bn!r}, norm={self.norm!r})")
 
     @property
     def num_hidden(self) -> int:
@@ -195,4 +206,12 @@ class MLP:
         m = z.shape[0]
         if m < 2:
             raise ValueError("BN in training mode needs a batch of at least 2 examples")
-        return _bn._train_step(bn_params, s, z, self.momentum, self.eps, 1, (0,), m, self.unbiased_var)
+        g = self.ghost_batch
+        if g is None or g >= m:
+            return _bn._train_step(bn_params, s, z, self.momentum, self.eps, 1, (0,), m, self.unbiased_var)
+        if m % g:
+            raise ValueError(f"a batch of {m} examples does not split into ghost batches of {g}")
+        # Each ghost batch through the same core; the running averages take the mean update
+        y, states = jax.vmap(lambda zg: _bn._train_step(bn_params, s, zg, self.momentum, self.eps, 1, (0,),
+                                                        g, self.unbiased_var))(z.reshape(m // g, g, -1))
+        return y.reshape(z.shape), jax.tree.map(lambda a: jnp.mean(a, 0), states)

@@ -173,3 +173,48 @@ def test_deep_linear_network_gradient_ics():
     assert np.max(cos["BN"]) < np.min(cos["standard"]), cos
     assert np.min(l2["BN"]) > np.max(l2["standard"]), l2
     assert np.median(l2["BN"]) > 10 * np.median(l2["standard"]), l2
+
+
+# --- ghost batch norm (bn_helpers.mlp.MLP ghost_batch) ------------------------------------------
+
+
+def test_ghost_batch_default_and_whole_batch_change_nothing():
+    key = jax.random.PRNGKey(3)
+    x = jax.random.normal(key, (32, 784))
+    plain = mlp("before")
+    params, state = plain.init_params(key)
+    ref, ref_state = plain.apply(params, state, x, train=True)
+    for ghost in (None, 32, 64):
+        net = bnh.MLP((784, 100, 100, 10), activation="relu", bn="before", init="xavier", ghost_batch=ghost)
+        out, new_state = net.apply(params, state, x, train=True)
+        np.testing.assert_array_equal(np.asarray(out), np.asarray(ref))
+        for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(ref_state)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        np.testing.assert_array_equal(np.asarray(net.apply(params, state, x, train=False)[0]),
+                                      np.asarray(plain.apply(params, state, x, train=False)[0]))
+
+
+def test_ghost_batch_normalizes_each_sub_batch_on_its_own():
+    """Training mode: the output on the batch is the plain network's output on each sub-batch,
+    and the running averages take the mean of the sub-batches' updates."""
+    key = jax.random.PRNGKey(4)
+    x = jax.random.normal(key, (24, 784))
+    for bn in ("before", "after"):
+        plain = bnh.MLP((784, 50, 50, 10), activation="relu", bn=bn, init="xavier")
+        ghost = bnh.MLP((784, 50, 50, 10), activation="relu", bn=bn, init="xavier", ghost_batch=8)
+        params, state = plain.init_params(key)
+        out, new_state = ghost.apply(params, state, x, train=True)
+        parts = [plain.apply(params, state, x[i:i + 8], train=True) for i in (0, 8, 16)]
+        np.testing.assert_allclose(np.asarray(out), np.concatenate([np.asarray(p[0]) for p in parts]),
+                                   rtol=1e-5, atol=1e-5)
+        for j in range(2):
+            for stat in ("mean", "var"):
+                want = np.mean([np.asarray(p[1][j][stat]) for p in parts], 0)
+                np.testing.assert_allclose(np.asarray(new_state[j][stat]), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="ghost batches of 8"):
+        ghost.apply(params, state, x[:20], train=True)
+    for bad in (1, 2.5, True):
+        with pytest.raises(ValueError, match="ghost_batch"):
+            bnh.MLP((784, 10, 10), bn="before", ghost_batch=bad)
+    with pytest.raises(ValueError, match="ghost_batch"):
+        bnh.MLP((784, 10, 10), bn=None, ghost_batch=8)
