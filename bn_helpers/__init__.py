@@ -18,8 +18,8 @@ same_random_numbers()
 __version__ = "0.1.0"
 
 # Topic modules of the later notebooks load on first use: `bnh.zigzag.fn(...)`
-_TOPICS = ("whitening", "zigzag", "init", "bn_math", "inference", "paper_experiment",
-           "why_bn_works", "beyond_bn", "deep_residual", "figures")
+_TOPICS = ("whitening", "whitening_practice", "zigzag", "init", "bn_math", "inference",
+           "paper_experiment", "why_bn_works", "beyond_bn", "deep_residual", "figures")
 
 
 def __getattr__(name):

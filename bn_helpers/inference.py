@@ -18,10 +18,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .inference_running import *  # noqa: F403 (re-exported for the notebook)
+# Running statistics and framework conventions, re-exported for the notebook (`bnh.inference.ema`)
 from .inference_running import __all__ as _running
-from .inference_running import (_call, _check_batch, _check_net, _eval_acc, _floats, _population,
-                                _stats, population_statistics)
+from .inference_running import (_call, _check_batch, _check_net, _eval_acc, _floats, _population,  # noqa: F401
+    _stats, batch_statistics, batch_stats_recorder, debias_weights, ema, ema_trace, fixed_vector_table,
+    framework_update, from_torch_momentum, population_statistics, refresh_running_stats, stats_probe,
+    to_torch_momentum, underflow_steps)
 
 __all__ = ["spread_text", "variance_sources", "accuracy", "accuracy_vs_batch_size",
            "prediction_spread", "shift_images", "shift_table", "reestimation_accuracy",

@@ -45,6 +45,20 @@ def test_points_table_names_only_existing_checks():
         assert callable(getattr(bnh.checks, name, None)), f"POINTS lists unknown check {name}"
 
 
+def test_every_exercise_of_the_collection_has_its_points():
+    # A new exercise gets a deliberate weight in POINTS, not the silent default
+    import re
+
+    used = set()
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type == "code":
+                used |= set(re.findall(r"\bchecks\.(check_\w+)\(", cell.source))
+    assert used, "no exercise checks found in the notebooks"
+    missing = used - set(grade.POINTS)
+    assert not missing, f"give these checks points in tools/grade.py: {sorted(missing)}"
+
+
 def test_check_calls_are_found_in_any_statement():
     src = ("%matplotlib inline\nv = bnh.checks.check_a(f)\nfor k in ks:\n"
            "    print(bnh.checks.check_b(g, k))\nbnh.checks.rel_error(a, b)\n")

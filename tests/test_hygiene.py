@@ -135,3 +135,14 @@ def test_references_list_every_citation(path):
     cited = {(a, y) for a, y in re.findall(author_year, body) if a not in _NOT_AUTHORS}
     missing = sorted(f"{a} {y}" for a, y in cited if a not in refs or y not in refs)
     assert not missing, f"{path.name}: cited but not in References: {missing}"
+
+
+HELPERS = sorted((Path(__file__).resolve().parents[1] / "bn_helpers").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", HELPERS, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_helper_modules_are_small_and_explicit(path):
+    # Small modules whose names say what they hold; every imported name visible
+    text = path.read_text()
+    assert not re.search(r"^\s*from \S+ import \*", text, re.M), f"{path.name}: star import"
+    assert len(text.splitlines()) <= 400, f"{path.name}: {len(text.splitlines())} lines (split it)"

@@ -10,6 +10,7 @@ import pytest
 import bn_helpers as bnh
 
 W = bnh.whitening
+WP = bnh.whitening_practice
 KEY = jax.random.PRNGKey(0)
 
 
@@ -97,8 +98,8 @@ def test_fit_zca_and_zca_view_match_direct_whitening():
     x = np.asarray(data(n=500, mean=(1.0, -2.0)))
     x = np.concatenate([x, x @ np.array([[1.0, 0.5], [0.2, 1.0]])], axis=1)  # 4 features
     x = x + 0.1 * np.random.default_rng(0).standard_normal(x.shape)
-    model = W.fit_zca(x)
-    images, filters = W.zca_view(model, x[:7], [0, 2], 1e-3)
+    model = WP.fit_zca(x)
+    images, filters = WP.zca_view(model, x[:7], [0, 2], 1e-3)
     ref = W.zca_whiten(x, 1e-3)
     np.testing.assert_allclose(images, ref[:7], atol=1e-3)
     wmat = W.whitening_matrix(W.covariance(x), 1e-3, "zca")
@@ -107,9 +108,9 @@ def test_fit_zca_and_zca_view_match_direct_whitening():
 
 def test_mnist_zca_filters_are_centre_surround():
     d = bnh.data.load_dataset("mnist5k")
-    model = W.fit_zca(d.x_train[:2000])
+    model = WP.fit_zca(d.x_train[:2000])
     pixel = 14 * 28 + 14
-    _, filt = W.zca_view(model, d.x_test[:2], [pixel], 0.1)
+    _, filt = WP.zca_view(model, d.x_test[:2], [pixel], 0.1)
     f = np.asarray(filt[0]).reshape(28, 28)
     assert np.argmax(np.abs(f)) == pixel and f[14, 14] > 0
     neighbours = f[13:16, 13:16].sum() - f[14, 14]
@@ -118,13 +119,13 @@ def test_mnist_zca_filters_are_centre_surround():
     assert np.abs(f[10:19, 10:19]).sum() > 0.5 * np.abs(f).sum()
     # larger eps whitens less: the whitened test images are closer to the centred originals
     x = d.x_test[:20]
-    dist = [float(np.mean((np.asarray(W.zca_view(model, x, [0], e)[0]) * np.sqrt(e)
+    dist = [float(np.mean((np.asarray(WP.zca_view(model, x, [0], e)[0]) * np.sqrt(e)
                            - (x - model.mean)) ** 2)) for e in (1e-3, 1.0)]
     assert dist[1] < dist[0]
 
 
 def test_time_transforms_shapes():
-    out = W.time_transforms([4, 16], n=64, repeats=1)
+    out = WP.time_transforms([4, 16], n=64, repeats=1)
     assert out["dims"] == [4, 16]
     assert len(out["standardize"]) == len(out["zca"]) == 2
     assert all(t > 0 for t in out["standardize"] + out["zca"])
@@ -132,8 +133,8 @@ def test_time_transforms_shapes():
 
 def bias_run(key, steps, lr, offset, mean_aware):
     """The notebook's cell: the centred layer trained by the engine's SGD loop, full batch."""
-    a, t, start = W.bias_problem(key, target_offset=offset)
-    loss_fn = functools.partial(W.centred_loss, a=a, t=t, mean_aware=mean_aware)
+    a, t, start = WP.bias_problem(key, target_offset=offset)
+    loss_fn = functools.partial(WP.centred_loss, a=a, t=t, mean_aware=mean_aware)
     _, _, loss, bias = bnh.train.sgd(loss_fn, start, None, lr=lr, num_steps=steps,
                                      record=lambda params, state, grads, batch: params[1])
     return {"loss": loss, "bias": bias, "bias_norm": jax.numpy.linalg.norm(bias, axis=1),
@@ -158,7 +159,7 @@ def test_bias_grows_while_loss_stays_flat():
             (steps - 1) * lr * np.linalg.norm(t_mean), rel=1e-3)
         np.testing.assert_allclose(exact["bias"], 0, atol=1e-6)
         # the loss the engine records is the centred layer's squared error before each step
-        a, t, (w0, b0) = W.bias_problem(key, target_offset=offset)
+        a, t, (w0, b0) = WP.bias_problem(key, target_offset=offset)
         u = np.asarray(a @ w0)
         want = 0.5 * np.mean(np.sum((u - u.mean(0) - np.asarray(t)) ** 2, 1))
         assert float(naive["loss"][0]) == pytest.approx(want, rel=1e-5)
@@ -174,12 +175,12 @@ def test_bias_grows_while_loss_stays_flat():
     (lambda: W.four_views(np.ones((5, 3)), 0.5, 1.0, 0.0), "`z`"),
     (lambda: W.four_views(np.ones((5, 2)), 1.0, 1.0, 0.0), "`corr`"),
     (lambda: W.four_views(np.ones((5, 2)), 0.5, 0.0, 0.0), "`scale_ratio`"),
-    (lambda: W.zca_view(W.fit_zca(np.eye(3)), np.ones((2, 4)), [0], 0.1), "`x`"),
-    (lambda: W.zca_view(W.fit_zca(np.eye(3)), np.ones((2, 3)), [5], 0.1), "`pixels`"),
-    (lambda: W.zca_view("model", np.ones((2, 3)), [0], 0.1), "`model`"),
-    (lambda: W.time_transforms([8], n=4), "`n`"),
-    (lambda: W.bias_problem(KEY, n=1), "`n`"),
-    (lambda: W.bias_problem(KEY, target_offset=float("nan")), "`target_offset`"),
+    (lambda: WP.zca_view(WP.fit_zca(np.eye(3)), np.ones((2, 4)), [0], 0.1), "`x`"),
+    (lambda: WP.zca_view(WP.fit_zca(np.eye(3)), np.ones((2, 3)), [5], 0.1), "`pixels`"),
+    (lambda: WP.zca_view("model", np.ones((2, 3)), [0], 0.1), "`model`"),
+    (lambda: WP.time_transforms([8], n=4), "`n`"),
+    (lambda: WP.bias_problem(KEY, n=1), "`n`"),
+    (lambda: WP.bias_problem(KEY, target_offset=float("nan")), "`target_offset`"),
     (lambda: W.whitening_distance(np.ones((4, 2)), np.ones((4, 3))), "`z`"),
 ])
 def test_bad_input_names_the_argument(call, arg):
@@ -206,13 +207,13 @@ def test_views_explorer_moves_every_slider_with_whole_readout_lines():
 
 def test_zca_explorer_readout_and_title_follow_eps(mnist_report):
     d, r = mnist_report
-    model = W.fit_zca(d.x_train)
+    model = WP.fit_zca(d.x_train)
     live = bnh.figures.whitening.zca_explorer(model, d.x_test[:6], [406, 265, 575, 400, 215, 568])
     live.controls["eps"].value = 1e-3
     assert live.error is None and "ε = 1.0e-03" in live.fig.texts[0].get_text()
     text = re.sub("<[^>]+>", "", live.readout.value)   # the readout's text, without <pre>
     assert all(len(line) <= 80 for line in text.split("\n"))
-    kappa = W.whitened_condition(model.eigvals, 1e-3, 1e-9)
+    kappa = WP.whitened_condition(model.eigvals, 1e-3, 1e-9)
     shown = float(text.split("κ = ")[1].split()[0])
     assert shown == pytest.approx(kappa, rel=1e-2) and "over the 646 directions" in text
 
@@ -221,7 +222,7 @@ def test_zca_explorer_readout_and_title_follow_eps(mnist_report):
 @pytest.fixture(scope="module")
 def mnist_report():
     d = bnh.data.load_dataset("mnist5k")
-    return d, W.rank_report(d.x_train, rare_max=3, cut=1e-9)
+    return d, WP.rank_report(d.x_train, rare_max=3, cut=1e-9)
 
 
 def test_661_varying_pixels_span_647_directions_646_above_the_cut(mnist_report):
@@ -240,12 +241,12 @@ def test_whitened_condition_depends_on_eps_and_cut(mnist_report):
     _, r = mnist_report
     lam = r["eigvals"]
     for cut in (1e-9, 1e-6, 1e-2):
-        assert W.whitened_condition(lam, 0.0, cut) == pytest.approx(1.0)
-    k = {cut: W.whitened_condition(lam, 1e-2, cut) for cut in (1e-9, 1e-6, 1e-4, 1e-2)}
+        assert WP.whitened_condition(lam, 0.0, cut) == pytest.approx(1.0)
+    k = {cut: WP.whitened_condition(lam, 1e-2, cut) for cut in (1e-9, 1e-6, 1e-4, 1e-2)}
     assert 2e5 < k[1e-9] < 4e5              # at eps = 1e-2: far from white
     assert k[1e-9] > k[1e-6] > k[1e-4] > k[1e-2] and k[1e-2] < 1.3
     eps_grid = np.logspace(-8, 1, 10)
-    assert np.all(np.diff(W.whitened_condition(lam, eps_grid, 1e-9)) > 0)
+    assert np.all(np.diff(WP.whitened_condition(lam, eps_grid, 1e-9)) > 0)
     assert int((lam > 1e-2).sum()) == 244
     # the formula is the condition number of the whitened data themselves
     x = np.asarray(data(n=300)) @ np.array([[1.0, 0.3, 0.0], [0.0, 1.0, 0.1]])
@@ -253,7 +254,7 @@ def test_whitened_condition_depends_on_eps_and_cut(mnist_report):
     vals = np.linalg.eigvalsh(np.cov(x.T, bias=True))
     z = np.asarray(W.zca_whiten(x.astype(np.float64), 0.05))
     got = np.linalg.eigvalsh(np.cov(z.T, bias=True))
-    assert W.whitened_condition(vals, 0.05, 0.0) == pytest.approx(got.max() / got.min(), rel=1e-3)
+    assert WP.whitened_condition(vals, 0.05, 0.0) == pytest.approx(got.max() / got.min(), rel=1e-3)
 
 
 def test_sample_correlation_explains_18_1_not_19():
@@ -274,7 +275,7 @@ def test_sample_correlation_explains_18_1_not_19():
 def test_minibatch_cannot_estimate_the_covariance(mnist_report):
     d, _ = mnist_report
     ms = (32, 64, 128, 256)
-    st = W.batch_covariance_study(d.x_train, ms, seeds=(0, 1, 2))
+    st = WP.batch_covariance_study(d.x_train, ms, seeds=(0, 1, 2))
     assert st["full_rank"] == 647
     np.testing.assert_array_equal(st["rank"], np.array(ms)[:, None] - 1 + 0 * st["rank"])
     med = np.median(st["rel_error"], axis=1)
@@ -283,7 +284,7 @@ def test_minibatch_cannot_estimate_the_covariance(mnist_report):
     assert np.median(st["unseen"][0]) > 0.4 and np.all(st["unseen"][-1] > 0.03)
     assert np.all(st["spectra"][0, :, 31:] < 1e-20)       # rank m - 1: the rest is rounding
     with pytest.raises(ValueError, match="`ms`"):
-        W.batch_covariance_study(d.x_train, [1])
+        WP.batch_covariance_study(d.x_train, [1])
 
 
 def test_zca_moves_data_least_on_three_seeds():

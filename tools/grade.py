@@ -60,6 +60,10 @@ POINTS = {
     "check_fold_bn": 2,
     "check_prediction": 1,
     "check_percentile_summary": 1,
+    "check_gradient_cosine": 1,
+    "check_effective_lr": 2,
+    "check_group_norm": 2,
+    "check_renorm_correction": 2,
 }
 CREDIT = {"PASS": 1.0, "CLOSE": 0.5, "FAIL": 0.0}
 MARK = "@@BN-GRADE "

@@ -7,7 +7,8 @@ Used in the exercises of every notebook.
 """
 
 from ._core import CheckFailed, Verdict, fallback, grading_mode, rel_error, verdict
-from .bn_math import check_batch_norm_backward, check_batch_norm_conv, check_batch_norm_forward
+from .bn_math import check_batch_norm_backward, check_batch_norm_forward
+from .bn_math_conv import check_batch_norm_conv
 
 __all__ = [
     "CheckFailed",

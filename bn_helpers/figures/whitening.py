@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import plots, widgets
 from .. import whitening as wh
+from .. import whitening_practice as whp
 
 __all__ = ["QUADRANT_COLOURS", "views_explorer", "zca_explorer"]
 
@@ -117,7 +118,7 @@ def _mosaic(pictures, size=28, gap=3):
     return row
 
 
-def zca_explorer(model: wh.ZCAModel, images, pixels, *, cut: float = 1e-9, half: int = 7,
+def zca_explorer(model: whp.ZCAModel, images, pixels, *, cut: float = 1e-9, half: int = 7,
                  eps: float = 0.01):
     """Six images (top), ZCA-whitened with the slider's eps (middle), and the ZCA filters of six
     pixels as (2 half + 1)^2 crops (bottom), next to the covariance spectrum (eigenvalues above
@@ -165,7 +166,7 @@ def zca_explorer(model: wh.ZCAModel, images, pixels, *, cut: float = 1e-9, half:
     spec_ax.legend(loc="lower left")
 
     def update(eps):
-        white, filters = (np.asarray(a) for a in wh.zca_view(model, images, pixels, eps))
+        white, filters = (np.asarray(a) for a in whp.zca_view(model, images, pixels, eps))
         white_img.set_data(_mosaic([v / np.abs(v).max() for v in white]))
         # the centre weight is far larger than the rest: scale each filter by its surround
         filter_img.set_data(_mosaic([crop(v / np.abs(np.delete(v, p)).max(), p)
