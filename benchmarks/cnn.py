@@ -254,7 +254,8 @@ def cnn_rows(*, steps: int, reps: int, configs: int, engine: str = "auto") -> tu
     if use_engine:
         src = "bn_helpers.cnn.CNN through bnh.fit / bnh.fit_many"
         runners = {"engine, bnh.fit (1 model)": engine_runner(data, steps),
-                   f"engine, bnh.fit_many (vmap {configs})": engine_runner(data, steps, configs)}
+                   f"engine, bnh.fit_many ({configs} configs in one program)":
+                       engine_runner(data, steps, configs)}
     else:
         src = ("benchmarks/cnn.py RefCNN (plain JAX + bn_helpers BN core, jitted scan): "
                "bn_helpers/cnn.py not committed yet")

@@ -125,6 +125,9 @@ class CNN:
     branch_scale: float = 1.0
     scan: bool | None = None
 
+    # bnh.fit_many runs a CNN's configs one after another in its one program (not vmapped)
+    map_configs = True
+
     def __post_init__(self):
         shape = _as_ints("input_shape", self.input_shape)
         if len(shape) != 3:

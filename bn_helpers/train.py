@@ -214,11 +214,23 @@ _STATIC = ("model", "num_steps", "eval_every", "eval_batch", "train_eval", "prob
            "in_axes")
 
 
+def _mapped(fn, in_axes):
+    """`fn` over the configs one after another (`lax.map`), with vmap's `in_axes` (0 or None)."""
+    def call(*args):
+        def one(swept):
+            it = iter(swept)
+            return fn(*(next(it) if ax == 0 else a for a, ax in zip(args, in_axes)))
+        return jax.lax.map(one, [a for a, ax in zip(args, in_axes) if ax == 0])
+    return call
+
+
 @partial(jax.jit, static_argnames=_STATIC)
 def _run_jit(*args, model, num_steps, eval_every, eval_batch, train_eval, probe, record, in_axes):
     fn = partial(_run, model, num_steps, eval_every, eval_batch, train_eval, probe, record)
     if in_axes is not None:
-        fn = jax.vmap(fn, in_axes=in_axes)
+        # Vmapped convolutions with per-config weights become grouped convolutions, which
+        # XLA:CPU runs several times slower than one config after another (benchmarks/cnn.py)
+        fn = _mapped(fn, in_axes) if getattr(model, "map_configs", False) else jax.vmap(fn, in_axes=in_axes)
     return fn(*args)
 
 
