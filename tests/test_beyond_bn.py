@@ -152,3 +152,51 @@ def test_rnn_batch_norm_breaks_on_longer_sequences_layer_norm_does_not():
             assert np.median(base) > 0.6
     assert drop["batch"] > 0.2, drop
     assert abs(drop["layer"]) < 0.05, drop
+
+
+# --- batches that are not i.i.d. ------------------------------------------------------------------
+
+
+def test_two_class_batches_break_bn_batch_renorm_repairs_part():
+    """The notebook's MLP on Fashion-MNIST with 2-class batches of 32 (1,000 steps): BN loses far
+    more than 20 points against i.i.d. batches; Batch Renorm on the same batches beats BN."""
+    flat = bnh.data.load_dataset("fashion10k")
+    data = (flat.x_train, flat.y_train, flat.x_test, flat.y_test)
+    steps = 1000
+    iid = np.asarray(bnh.train.batch_indices(KEY, len(flat.y_train), 32, steps))
+    few = bb.few_class_batches(flat.y_train, steps, 32, 2, seed=0)
+    acc = {}
+    for norm in ("batch", "renorm"):
+        net = bnh.MLP((784, 100, 100, 10), activation="relu", bn="before", norm=norm, momentum=0.99)
+        idx, seeds = (np.stack([iid] * 3 + [few] * 3), SEEDS * 2) if norm == "batch" else (few, SEEDS)
+        run = bnh.fit_many(net, data, key=KEY, lr=0.05, sgd_momentum=0.9, num_steps=steps, batch_size=32,
+                           seeds=seeds, eval_every=steps, train_eval=1000, batch_idx=idx)
+        a = np.asarray(run.test_acc)[:, -1]
+        if norm == "batch":
+            acc["iid"], acc["few"] = np.median(a[:3]), np.median(a[3:])
+        else:
+            acc["renorm"] = np.median(a)
+    assert acc["iid"] - acc["few"] > 0.2, acc
+    assert acc["renorm"] - acc["few"] > 0.05, acc
+
+
+# --- test error against batch size ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bn_error_grows_at_batch_size_2_group_norm_does_not_lose_more():
+    """The notebook's 3-stage CNN on 14x14 Fashion-MNIST, 20,000 examples per run, lr 0.05 * b / 32:
+    BN's median test error is higher at batch size 2 than at 32; GroupNorm's rises less."""
+    fashion = bnh.data.load_dataset("fashion10k", flatten=False)
+    data = (bb.downsample(fashion.x_train), fashion.y_train, bb.downsample(fashion.x_test), fashion.y_test)
+    err = {}
+    for norm in ("batch", "group"):
+        net = bnh.CNN(input_shape=(14, 14, 1), channels=(8, 16, 32), norm=norm,
+                      groups=4 if norm == "group" else None)
+        for b in (2, 32):
+            steps = 20_000 // b
+            run = bnh.fit_many(net, data, key=KEY, lr=0.05 * b / 32, sgd_momentum=0.9, num_steps=steps,
+                               batch_size=b, seeds=SEEDS, eval_every=steps, train_eval=1000)
+            err[norm, b] = 100 * (1 - np.median(np.asarray(run.test_acc)[:, -1]))
+    assert err["batch", 2] - err["batch", 32] > 1.5, err
+    assert err["group", 2] - err["group", 32] < err["batch", 2] - err["batch", 32], err

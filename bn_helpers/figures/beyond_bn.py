@@ -94,15 +94,12 @@ def groups_explorer(x, *, num_examples_shown: int = 3):
         return img
 
     im_l = ax_l.imshow(picture(1), cmap=tones, vmin=0, vmax=4, aspect="auto", interpolation="nearest")
-    for e in range(shown):
-        ax_l.text(e * (c + gap) + c / 2 - 0.5, -1.2, f"example {e + 1}", ha="center", fontsize=9)
-    ax_l.set_xticks([e * (c + gap) + k for e in range(shown) for k in (0, c - 1)],
-                    [str(k) for e in range(shown) for k in (1, c)])
-    ax_l.set_xlabel(f"channel (C = {c}) of each example")
+    ax_l.set_xticks([e * (c + gap) + (c - 1) / 2 for e in range(shown)],
+                    [f"example {e + 1}" for e in range(shown)])
+    ax_l.set_xlabel(f"channels 1-{c} of each example")
     ax_l.set_ylabel(f"position (H x W = {h} x {w})")
-    ax_l.set_ylim(h * w - 0.5, -2.0)
     ax_l.grid(False)
-    title_l = ax_l.set_title("")
+    ax_l.set_title("one colour = one mean and variance", fontsize=10)
     # Right: normalized values of example 1
     lim = float(np.percentile(np.abs(np.concatenate([v[0].ravel() for v in ys.values()])), 99))
     im_r = ax_r.imshow(ys[1][0].reshape(h * w, c), cmap="RdBu_r", vmin=-lim, vmax=lim,
@@ -112,9 +109,11 @@ def groups_explorer(x, *, num_examples_shown: int = 3):
     ax_r.set_ylabel("position")
     ax_r.set_xticks([0, c - 1], ["1", str(c)])
     fig.colorbar(im_r, ax=ax_r, shrink=0.8, label="normalized value")
-    title_r = ax_r.set_title("")
+    ax_r.set_title("example 1 after group norm (lines: groups)", fontsize=10)
     bounds = [ax_r.axvline(k - 0.5, color="k", lw=1.2) for k in range(1, c)]
     names = {1: "LayerNorm", c: "InstanceNorm"}
+    # The setting on the figure's face, as an animated figure text (moving the slider only blits)
+    note = fig.suptitle(f"G = {c} (InstanceNorm): 1 channel per group, all {h * w} positions", fontsize=11)
 
     def update(groups):
         g = max(d for d in divisors if d <= int(groups))
@@ -125,9 +124,8 @@ def groups_explorer(x, *, num_examples_shown: int = 3):
         for k, line in enumerate(bounds, start=1):
             line.set_visible(k % size == 0)
         kind = names.get(g, "GroupNorm")
-        title_l.set_text(f"G = {g} ({kind}): {size} channel{'s' * (size > 1)} x all positions "
-                         "per mean/variance")
-        title_r.set_text(f"example 1 after G = {g}")
+        note.set_text(f"G = {g} ({kind}): {size} channel{'s' * (size > 1)} per group, "
+                      f"all {h * w} positions")
         means = y.reshape(h * w, g, size).mean(axis=(0, 2))
         snap = "" if g == int(groups) else f" ({int(groups)} does not divide C = {c}: showing G = {g})"
         return (f"G = {g}{snap}: each colour block of one example is averaged over; BN would instead "
@@ -136,7 +134,7 @@ def groups_explorer(x, *, num_examples_shown: int = 3):
 
     slider = widgets.int_slider("groups G", 1, c, 1,
                                 tooltip=f"number of channel groups (1 = LayerNorm, {c} = InstanceNorm)")
-    animated = [im_l, im_r, *bounds]
+    animated = [im_l, im_r, *bounds, note]
     return widgets.LiveFigure(fig, update, {"groups": slider}, animated=animated)
 
 
