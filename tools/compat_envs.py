@@ -36,7 +36,7 @@ RUNNER_TOOLS = ["nbclient", "nbformat", "pytest", "pyyaml"]
 # Unit tests that also run on each set: the BN core, the engine, the widgets and every exercise
 # check with its table of mistakes (the rest needs the test extra: keras, torch, a browser)
 UNIT_TESTS = ["tests/test_compat.py", "tests/test_batchnorm.py", "tests/test_norms.py",
-              "tests/test_cnn.py", "tests/test_train.py",
+              "tests/test_cnn.py", "tests/test_train.py", "tests/test_rnn.py",
               "tests/test_widgets_and_checks.py", "tests/test_checks_*.py"]
 
 

@@ -103,6 +103,10 @@ CASES = [
     # 07: precomputed runs; the noise slider spans 0 and the notebook's NOISE_SCALES, starting at
     # the first of those
     Case("07_why_bn_works.ipynb", "noise scale", "0", drag=True),
+    # 08: groups from LayerNorm (1) to InstanceNorm (C = 16); Batch Renorm's clipping limits
+    Case("08_beyond_bn.ipynb", "groups G", "4", drag=True),
+    Case("08_beyond_bn.ipynb", "r_max", "2"),
+    Case("08_beyond_bn.ipynb", "d_max", "3"),
 ]
 
 # JupyterLab runs every case. Notebook 7 and the classic notebook run the cases of these notebooks:
