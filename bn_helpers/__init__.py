@@ -10,6 +10,7 @@ from .batchnorm import apply_batch_norm, batch_norm, batch_norm_backward, init_b
 from .compat import enable_x64, same_random_numbers
 from .cnn import CNN
 from .mlp import MLP
+from .rnn import RNN
 from .train import fit, fit_many
 
 # One random stream on every supported JAX version (jax < 0.5 defaulted to another one)
@@ -37,6 +38,7 @@ __all__ = [
     "enable_x64",
     "MLP",
     "CNN",
+    "RNN",
     "fit",
     "fit_many",
     "batchnorm",
