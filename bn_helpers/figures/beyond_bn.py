@@ -141,7 +141,7 @@ def groups_explorer(x, *, num_examples_shown: int = 3):
 def few_class_figure(results: dict, *, steps: int, batch_size: int, classes: int):
     """Test accuracy per run (seeds as dots, median as a bar).
 
-    results: {label: (kind, accuracies over seeds)}.
+    results: {label: (kind, accuracies over seeds)}; a label breaks into lines at its commas.
 
     Used in notebooks/08_beyond_bn.ipynb.
     """
@@ -150,7 +150,7 @@ def few_class_figure(results: dict, *, steps: int, batch_size: int, classes: int
         acc = np.asarray(acc, dtype=float)
         ax.bar(i, np.median(acc), color=COLORS[kind], alpha=0.5, width=0.6)
         ax.plot(np.full(acc.size, i), acc, "o", color=COLORS[kind], ms=4)
-    ax.set_xticks(range(len(results)), list(results), fontsize=8)
+    ax.set_xticks(range(len(results)), [k.replace(", ", ",\n") for k in results], fontsize=8)
     ax.set_ylim(0, 1)
     plots.label(ax, f"MLP on Fashion-MNIST, {steps:,} steps, batches of {batch_size} "
                 f"({classes} classes per few-class batch)", "", "test accuracy")
