@@ -156,15 +156,17 @@ def evaluate(model, params, state, x, y, *, batch: int = 500):
     """
     batch = min(batch, x.shape[0])
     n = (x.shape[0] // batch) * batch
-    xs = x[:n].reshape((-1, batch) + x.shape[1:])
-    ys = y[:n].reshape(-1, batch)
+    return jnp.sum(_correct_counts(model, params, state, x[:n], y[:n], batch)) / n
 
-    def one(carry, xy):
+
+def _correct_counts(model, params, state, x, y, batch):
+    """Correct eval-mode predictions per chunk of `batch` examples (len(x) a multiple of it)."""
+    def one(_, xy):
         logits, _ = model.apply(params, state, xy[0], train=False)
-        return carry + jnp.sum(jnp.argmax(logits, -1) == xy[1]), None
+        return None, jnp.sum(jnp.argmax(logits, -1) == xy[1])
 
-    correct, _ = jax.lax.scan(one, 0, (xs, ys))
-    return correct / n
+    xs, ys = x.reshape((-1, batch) + x.shape[1:]), y.reshape(-1, batch)
+    return jax.lax.scan(one, None, (xs, ys))[1]
 
 
 def _run(model, num_steps, eval_every, eval_batch, train_eval, probe, record, init_key, idx, lr,
@@ -180,11 +182,15 @@ def _run(model, num_steps, eval_every, eval_batch, train_eval, probe, record, in
         return cross_entropy(logits, batch[1]), new_state
 
     rec = None if record is None else (lambda p, s, g, b: record(p, s, g, b[0], b[1]))
-    x_seen, y_seen = x_train[:train_eval], y_train[:train_eval]
+    # Test and training accuracy in one pass (one compiled loop): each set cut to whole chunks
+    n_test, n_seen = (n // eval_batch * eval_batch for n in (x_test.shape[0], train_eval))
+    x_eval = jnp.concatenate([x_test[:n_test], x_train[:n_seen]])
+    y_eval = jnp.concatenate([y_test[:n_test], y_train[:n_seen]])
 
     def measure(params, state):
-        out = (evaluate(model, params, state, x_test, y_test, batch=eval_batch),
-               evaluate(model, params, state, x_seen, y_seen, batch=eval_batch))
+        counts = _correct_counts(model, params, state, x_eval, y_eval, eval_batch)
+        k = n_test // eval_batch
+        out = (jnp.sum(counts[:k]) / n_test, jnp.sum(counts[k:]) / n_seen)
         if probe is None:
             return out + (None,)
         return out + ((probe(params, state) if probe_x is None else probe(params, state, probe_x)),)

@@ -143,6 +143,17 @@ def test_sgd_continues_a_run_from_its_velocity():
     np.testing.assert_allclose(jnp.concatenate([l1, l2]), whole[2], rtol=1e-6)
 
 
+def test_reported_accuracies_are_evaluate_on_the_final_weights(small_data):
+    r = bnh.fit(NET, small_data, key=jax.random.PRNGKey(3), lr=0.5, num_steps=40, eval_every=20,
+                train_eval=300)
+    x_train, y_train, x_test, y_test = (jnp.asarray(a) for a in small_data)
+    # fit evaluates in chunks of 250 here (the largest of its sizes <= 300 and <= 400 examples)
+    test = bnh.train.evaluate(NET, r.params, r.state, x_test, y_test, batch=250)
+    train = bnh.train.evaluate(NET, r.params, r.state, x_train[:300], y_train[:300], batch=250)
+    assert float(r.test_acc[-1]) == pytest.approx(float(test), abs=1e-7)
+    assert float(r.train_acc[-1]) == pytest.approx(float(train), abs=1e-7)
+
+
 def test_divergence_shows_as_nan_not_an_exception(small_data):
     net = bnh.MLP((784, 32, 10), activation="linear", init="he")
     r = bnh.fit(net, small_data, key=jax.random.PRNGKey(0), lr=50.0, num_steps=50, eval_every=50)
