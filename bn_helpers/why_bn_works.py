@@ -11,9 +11,12 @@ measure along the way:
   after the earlier layers take their step) and the loss and gradient along the
   gradient direction at several step lengths (loss landscape, gradient
   predictiveness, effective beta-smoothness);
-* `deep_linear_ics`: the 25-layer deep linear network of Santurkar et al.;
+* `same_sign_share`: LeCun's condition, the share of input vectors with one sign;
 * `weight_norm_probe`: the norm of every weight matrix (effective learning rate);
 * small summaries (`band`, `fmt_band`, `markdown_table`) for seed-median (min-max) reports.
+
+The deep linear network, the one-step test, repeated batches and the CNN's images live in
+`bn_helpers.why_bn_works_extra` and are re-exported here.
 
 Used in notebooks/07_why_bn_works.ipynb.
 """
@@ -27,11 +30,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import train as _train
+from .why_bn_works_extra import (  # re-exported: the notebook calls why.<name>
+    cosine,
+    deep_linear_data,
+    deep_linear_ics,
+    depth_growth,
+    final_loss,
+    gap,
+    ics_pair,
+    one_step,
+    repeated_batches,
+    run_rows,
+    small_images,
+    threshold_rate,
+)
 
 __all__ = ["band", "fmt_band", "markdown_table", "drift_probe", "drift", "step_record",
            "cosine", "effective_lr", "landscape_summary", "deep_linear_ics", "weight_norm_probe",
            "scaled_loss", "max_trained_lr", "select", "ics_pair", "drift_probe_for",
-           "deep_linear_data"]
+           "deep_linear_data", "same_sign_share", "one_step", "repeated_batches", "small_images",
+           "threshold_rate", "depth_growth", "gap", "final_loss", "run_rows"]
 
 # --- reporting over seeds ------------------------------------------------------------------
 
@@ -84,12 +102,28 @@ def drift_probe(params, state, x, *, model=None):
 
     That output is the input of the next layer. BN in training mode (the
     statistics of these images), no injected noise. Returns {"mean", "std"}
-    of shape (units,) and "weight_norm" (hidden layers,). Bind `model` with
-    `drift_probe_for`.
+    of shape (units,), "weight_norm" (hidden layers,) and "same_sign": the
+    share of the images whose input vector to hidden layer 2 has one sign
+    (all >= 0 or all <= 0; a zero input moves no weight), LeCun's condition
+    for every incoming weight of a unit to move the same way. Bind `model`
+    with `drift_probe_for`.
     """
     _, _, hidden = model.apply(params, state, x, train=True, return_hidden=True, key=None)
     a = hidden[0]["post"]
-    return {"mean": jnp.mean(a, 0), "std": jnp.std(a, 0), "weight_norm": weight_norm_probe(params, state)}
+    return {"mean": jnp.mean(a, 0), "std": jnp.std(a, 0), "weight_norm": weight_norm_probe(params, state),
+            "same_sign": same_sign_share(a)}
+
+
+def same_sign_share(a):
+    """Share of the rows of `a` (examples x inputs) whose entries all have one sign (zeros count
+    as either sign).
+
+    Used in notebooks/07_why_bn_works.ipynb.
+    """
+    # the barrier keeps XLA from folding relu(z) >= 0 to a constant (and then folding the
+    # reduction over that constant, which takes seconds at compile time)
+    a = jax.lax.optimization_barrier(a)
+    return jnp.mean((jnp.min(a, -1) >= 0) | (jnp.max(a, -1) <= 0))
 
 
 @lru_cache(maxsize=None)
@@ -115,16 +149,6 @@ def drift(probe) -> np.ndarray:
 
 
 # --- per-step record: gradient ICS and the landscape along the gradient --------------------
-
-
-def cosine(a, b):
-    """Cosine of the angle between two arrays (flattened); 0 if either is zero.
-
-    Used in notebooks/07_why_bn_works.ipynb.
-    """
-    a, b = jnp.ravel(a), jnp.ravel(b)
-    den = jnp.linalg.norm(a) * jnp.linalg.norm(b)
-    return jnp.where(den > 0, jnp.dot(a, b) / jnp.where(den > 0, den, 1.0), 0.0)
 
 
 def effective_lr(lr, w):
@@ -158,19 +182,25 @@ def _record(params, state, grads, xb, yb, *, model, lr, multipliers, layers):
         cos.append(cosine(grads[i]["W"], g_after))
         l2.append(jnp.linalg.norm(grads[i]["W"] - g_after))
     out["ics_cos"], out["ics_l2"] = jnp.stack(cos), jnp.stack(l2)
-    losses, diffs = [], []
-    for m in multipliers:
-        stepped = jax.tree.map(lambda p, g, m=m: p - m * lr * g, params, grads)
+    if not multipliers:
+        return out
+
+    def along(m):
+        # one program for every step length (vmapped), not one per length
+        stepped = jax.tree.map(lambda p, g: p - m * lr * g, params, grads)
         value, g_m = jax.value_and_grad(loss)(stepped, state, xb, yb)
-        losses.append(value)
-        diffs.append(_tree_norm(jax.tree.map(jnp.subtract, grads, g_m)))
-    out["loss"], out["grad_diff"] = jnp.stack(losses), jnp.stack(diffs)
+        return value, _tree_norm(jax.tree.map(jnp.subtract, grads, g_m))
+
+    out["loss"], out["grad_diff"] = jax.vmap(along)(jnp.asarray(multipliers, jnp.float32))
     return out
 
 
 @lru_cache(maxsize=None)
 def step_record(model, lr: float, multipliers: tuple, layers: tuple = (1, 2)):
     """A `record` hook for `fit`: per step, ICS of `layers` and the loss along the gradient.
+
+    Works for `bnh.MLP` and for a `bnh.CNN` whose layers are not stacked (each
+    entry of params has its own "W"); `multipliers=()` records the ICS only.
 
     Returns {"ics_cos", "ics_l2"} (len(layers),): cosine and l2 distance between
     the layer's weight gradient G and G' (the same gradient after the earlier
@@ -202,73 +232,6 @@ def landscape_summary(record, multipliers, lr, loss_now, upto: int | None = None
     rng = np.ptp(losses, axis=-1)
     return {"loss_range": np.nanmedian(rng, 1), "grad_diff_p95": np.nanpercentile(diffs.max(-1), 95, 1),
             "beta_p95": np.nanpercentile(beta, 95, 1)}
-
-
-# --- the deep linear network (full-batch gradient descent through train.sgd) ---------------
-
-
-def deep_linear_data(key, num_points: int = 1000, dim: int = 10):
-    """(x, y = x A^T) with x and A i.i.d. standard Gaussian, as in Santurkar et al.'s DLN.
-
-    Used in notebooks/07_why_bn_works.ipynb.
-    """
-    kx, ka = jax.random.split(key)
-    x = jax.random.normal(kx, (num_points, dim))
-    a = jax.random.normal(ka, (dim, dim))
-    return x, x @ a.T
-
-
-@partial(jax.jit, static_argnames=("model", "num_steps", "layers"))
-def deep_linear_ics(model, keys, x, y, lr, *, num_steps: int, layers: tuple = (8, 16)):
-    """Train the deep linear `model` on (x, y) by full-batch gradient descent, one run per key.
-
-    Loss: mean over points of ||f(x) - y||^2. Returns (losses (K, steps),
-    {"ics_cos", "ics_l2"} (K, steps, len(layers))) with the gradient ICS of
-    `layers` (0-based) at every step, as in `step_record`.
-
-    Used in notebooks/07_why_bn_works.ipynb.
-    """
-    def loss_fn(params, state, batch, key):
-        out, new_state = model.apply(params, state, x, train=True, key=None)
-        return jnp.mean(jnp.sum((out - y) ** 2, -1)), new_state
-
-    def grad_w(params, state, i):
-        return jax.grad(lambda p: loss_fn(p, state, None, None)[0])(params)[i]["W"]
-
-    def record(params, state, grads, batch):
-        cos, l2 = [], []
-        for i in layers:
-            moved = [jax.tree.map(lambda p, g: p - lr * g, params[j], grads[j]) if j < i
-                     else params[j] for j in range(len(params))]
-            g_after = grad_w(moved, state, i)
-            cos.append(cosine(grads[i]["W"], g_after))
-            l2.append(jnp.linalg.norm(grads[i]["W"] - g_after))
-        return {"ics_cos": jnp.stack(cos), "ics_l2": jnp.stack(l2)}
-
-    def one(key):
-        params, state = model.init_params(key)
-        _, _, losses, recs = _train.sgd(loss_fn, params, state, lr=lr, num_steps=num_steps,
-                                        record=record)
-        return losses, recs
-
-    return jax.vmap(one)(keys)
-
-
-def ics_pair(model, key, x, y, lr, layer: int):
-    """(G, G') of `layer` at the initial weights of the deep linear `model` (for an exercise).
-
-    Used in notebooks/07_why_bn_works.ipynb.
-    """
-    params, state = model.init_params(key)
-
-    def loss(p):
-        out, _ = model.apply(p, state, x, train=True, key=None)
-        return jnp.mean(jnp.sum((out - y) ** 2, -1))
-
-    grads = jax.grad(loss)(params)
-    moved = [jax.tree.map(lambda p, g: p - lr * g, params[j], grads[j]) if j < layer else params[j]
-             for j in range(len(params))]
-    return np.asarray(grads[layer]["W"]), np.asarray(jax.grad(loss)(moved)[layer]["W"])
 
 
 # --- scale invariance and weight norms -----------------------------------------------------

@@ -4,8 +4,8 @@ weight norms with and without weight decay. They draw what `bn_helpers.why_bn_wo
 
 One colour, one meaning, in every figure of the notebook: blue, BN; vermillion, the standard
 network (no BN); sky blue (dashed), BN with injected noise; orange (dashed), the standard
-network with the same noise; green, runs with weight decay. Lines are seed medians, shaded
-bands run from the lowest to the highest seed.
+network with the same noise; green, runs with weight decay; purple, BN placed after the
+nonlinearity. Lines are seed medians, shaded bands run from the lowest to the highest seed.
 
 Used in notebooks/07_why_bn_works.ipynb.
 """
@@ -18,11 +18,11 @@ from .. import plots, widgets
 from ..why_bn_works import band
 
 __all__ = ["COLORS", "noise_explorer", "ics_figure", "landscape_explorer", "lr_figure",
-           "weight_norm_figure"]
+           "weight_norm_figure", "cnn_ics_figure", "one_step_figure", "gap_figure", "placement_figure"]
 
 COLORS = {"BN": plots.COLORS["bn"], "standard": plots.COLORS["no_bn"],
           "noisy BN": plots.PALETTE["sky"], "standard + noise": plots.PALETTE["orange"],
-          "weight decay": plots.PALETTE["green"]}
+          "weight decay": plots.PALETTE["green"], "BN after": plots.PALETTE["purple"]}
 _STYLE = {"BN": "-", "standard": "-", "noisy BN": "--", "standard + noise": "--"}
 
 
@@ -241,3 +241,109 @@ def weight_norm_figure(steps, norms: dict, eff: dict, *, lr: float, decay: float
     ax_n.legend(fontsize=8)
     ax_e.legend(fontsize=8)
     return fig, (ax_n, ax_e)
+
+
+def cnn_ics_figure(l2: dict, loss: dict, *, layer_name: str, lr: float, window: int):
+    """Gradient shift ||G - G'|| of one CNN layer and the training loss, per step, with and without BN.
+
+    l2, loss: {"BN"/"standard": (seeds, steps)}.
+
+    Used in notebooks/07_why_bn_works.ipynb.
+    """
+    fig, (ax_g, ax_l) = plots.new_figure(1, 2, size=(10, 3.4))
+    for name in ("standard", "BN"):
+        centres, v = windowed(l2[name], window)
+        _band_artists(ax_g, centres, v, COLORS[name], label=name)
+        centres, v = windowed(loss[name], window)
+        _band_artists(ax_l, centres, v, COLORS[name], label=name)
+    ax_g.set_yscale("log")
+    plots.label(ax_g, f"small CNN, lr {lr:g}: ||G - G'|| of the {layer_name}\n(means over {window} steps)",
+                "training step", "l2 distance")
+    plots.label(ax_l, f"training loss (means over {window} steps)", "training step", "loss")
+    for ax in (ax_g, ax_l):
+        ax.legend(fontsize=8)
+    return fig, (ax_g, ax_l)
+
+
+def one_step_figure(lrs, relative: dict, std_after: dict, std_before: dict, *, big_lr: float,
+                    limit: float = 1e3):
+    """Left: loss after / before one SGD step against its rate. Right: std of every hidden layer's
+    output before and after one step of rate `big_lr`.
+
+    relative: {name: (seeds, rates)}; std_after: {name: (seeds, layers)} at big_lr; std_before
+    likewise at the initial weights. Values above 1e12 (and NaN) are drawn at 1e12 and marked.
+
+    Used in notebooks/07_why_bn_works.ipynb.
+    """
+    fig, (ax_r, ax_d) = plots.new_figure(1, 2, size=(10, 3.6))
+    cap = 1e12
+    for name in ("standard", "BN"):
+        rel = np.asarray(relative[name], np.float64)
+        clipped = ~(rel <= cap)
+        _band_artists(ax_r, lrs, np.where(clipped, cap, rel), COLORS[name], "o-", label=name)
+        if clipped.any():
+            cols = clipped.any(0)
+            ax_r.plot(np.asarray(lrs)[cols], np.full(cols.sum(), cap), "^", color=COLORS[name], ms=8,
+                      label=f"{name}: above {cap:.0e} or NaN (drawn at the top)")
+        depth = np.arange(1, np.shape(std_after[name])[-1] + 1)
+        _band_artists(ax_d, depth, std_before[name], COLORS[name], ":", label=f"{name}, initial weights")
+        _band_artists(ax_d, depth, std_after[name], COLORS[name], "o-", label=f"{name}, after one step")
+    ax_r.axhline(limit, color="0.5", ls=":", lw=1)
+    ax_r.text(lrs[0], limit * 1.5, f"{limit:.0e}: diverged", fontsize=8, color="0.4")
+    for ax in (ax_r, ax_d):
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    ax_r.set_xscale("log")
+    plots.label(ax_r, "one SGD step from the initial weights", "learning rate (step size)",
+                "loss after / loss before")
+    plots.label(ax_d, f"hidden layer outputs, one step of rate {big_lr:g}", "hidden layer", "std")
+    return fig, (ax_r, ax_d)
+
+
+def gap_figure(batch_sizes, gaps: dict, ghost_sizes, ghost_gaps, *, steps: int, batch: int):
+    """Train minus test accuracy against the batch size (both networks) and against the ghost
+    batch size of BN at a fixed batch.
+
+    gaps: {"BN"/"standard": (sizes, seeds)}; ghost_gaps: (ghost sizes, seeds).
+
+    Used in notebooks/07_why_bn_works.ipynb.
+    """
+    fig, (ax_b, ax_g) = plots.new_figure(1, 2, size=(10, 3.4))
+    for name in ("standard", "BN"):
+        _band_artists(ax_b, batch_sizes, np.asarray(gaps[name]).T, COLORS[name], "o-", label=name)
+    _band_artists(ax_g, ghost_sizes, np.asarray(ghost_gaps).T, COLORS["BN"], "o-",
+                  label=f"BN, batch {batch}")
+    for ax, sizes in ((ax_b, batch_sizes), (ax_g, ghost_sizes)):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(sizes), [str(v) for v in sizes])
+        ax.minorticks_off()
+        ax.legend(fontsize=8)
+    plots.label(ax_b, f"train/test gap after {steps:,} steps of lr 0.1", "batch size",
+                "train - test accuracy")
+    plots.label(ax_g, f"BN statistics over sub-batches, batch {batch}", "ghost batch size",
+                "train - test accuracy")
+    return fig, (ax_b, ax_g)
+
+
+def placement_figure(loss: dict, *, lr: float, window: int):
+    """Training loss during training, one panel per nonlinearity, one colour per BN placement.
+
+    loss: {(activation, placement): (seeds, steps)} with placement None, "before", "after".
+
+    Used in notebooks/07_why_bn_works.ipynb.
+    """
+    acts = list(dict.fromkeys(a for a, _ in loss))          # in the order given
+    fig, axes = plots.new_figure(1, len(acts), size=(5 * len(acts), 3.4))
+    axes = np.atleast_1d(axes)
+    names = {None: "standard", "before": "BN", "after": "BN after"}
+    for ax, act in zip(axes, acts):
+        for place in (None, "before", "after"):
+            if (act, place) in loss:
+                centres, v = windowed(loss[act, place], window)
+                _band_artists(ax, centres, v, COLORS[names[place]],
+                              label=f"BN {place} the {act}" if place else "no BN")
+        ax.set_yscale("log")
+        plots.label(ax, f"{act} network, lr {lr:g}: training loss\n(means over {window} steps)",
+                    "training step", "loss")
+        ax.legend(fontsize=8)
+    return fig, axes
