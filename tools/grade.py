@@ -64,6 +64,8 @@ POINTS = {
     "check_effective_lr": 2,
     "check_group_norm": 2,
     "check_renorm_correction": 2,
+    "check_residual_variance": 2,
+    "check_growth_rate": 1,
 }
 CREDIT = {"PASS": 1.0, "CLOSE": 0.5, "FAIL": 0.0}
 MARK = "@@BN-GRADE "

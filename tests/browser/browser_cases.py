@@ -107,6 +107,11 @@ CASES = [
     Case("08_beyond_bn.ipynb", "groups G", "4", drag=True),
     Case("08_beyond_bn.ipynb", "r_max", "2"),
     Case("08_beyond_bn.ipynb", "d_max", "3"),
+    # 09: signal propagation at init (branch scale 0..1.5 from 1; 2..32 blocks from 32)
+    Case("09_deep_residual.ipynb", "branch scale", "0.5", drag=True),
+    Case("09_deep_residual.ipynb", "blocks", "10"),
+    toggle("09_deep_residual.ipynb", "normalization", "none"),
+    toggle("09_deep_residual.ipynb", "init", "Glorot"),
 ]
 
 # JupyterLab runs every case. Notebook 7 and the classic notebook run the cases of these notebooks:
