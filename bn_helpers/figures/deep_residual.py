@@ -87,8 +87,8 @@ def propagation_explorer(grids: dict):
     kinds = list(grids)
     fig, (ax, ax_share) = plots.new_figure(1, 2, size=(9.6, 3.6), interactive=True)
     blocks = np.arange(1, EXPLORER_BLOCKS + 1)
-    skip, = ax.plot(blocks, blocks * 1.0, lw=1.8, label="skip path x (measured)")
-    branch, = ax.plot(blocks, blocks * 1.0, lw=1.8, ls=":", label="branch f(x) (measured)")
+    skip, = ax.plot(blocks, blocks * 1.0, color="0.35", lw=1.8, label="skip path x (measured)")
+    branch, = ax.plot(blocks, blocks * 1.0, color="0.35", lw=1.8, ls=":", label="branch f(x) (measured)")
     pred, = ax.plot(blocks, blocks * 1.0, color=plots.COLORS["ref"], lw=1, ls="--",
                     label="skip, predicted from block 1 (norm: + Var f per block,\n"
                           "no norm: x (1 + Var f / Var x) per block)")
@@ -99,7 +99,20 @@ def propagation_explorer(grids: dict):
     ax.legend(loc="upper left", fontsize=7)
     plots.label(ax_share, "branch's share of the block output's variance", "block",
                 "Var f / (Var x + Var f)")
-    title = fig.suptitle("", fontsize=10)
+    # The setting on the figure's face, as an animated text: moving a slider only blits
+    title = fig.text(0.5, 0.995, "", ha="center", va="top", fontsize=10)
+    fig.get_layout_engine().set(rect=(0, 0, 1, 0.94))
+    limits = {}      # one fixed y-range per normalization, so a slider never forces a full draw
+    for kind, g in grids.items():
+        s0, b0 = g["skip_var"][..., :1], g["branch_var"][..., :1]
+        with np.errstate(divide="ignore", invalid="ignore"):   # the dashed prediction fits too
+            pred_end = s0 + (EXPLORER_BLOCKS - 1) * b0 if kind != "none" else \
+                s0 * (1 + b0 / s0) ** (EXPLORER_BLOCKS - 1)
+        vals = np.concatenate([np.ravel(g["skip_var"]), np.ravel(g["branch_var"]), np.ravel(pred_end)])
+        vals = vals[np.isfinite(vals) & (vals > 0)]
+        limits[kind] = (max(vals.min(), 1e-6) * 0.5, vals.max() * 2.0)
+    ax.set_xlim(0.5, EXPLORER_BLOCKS + 0.5)
+    ax_share.set_xlim(0.5, EXPLORER_BLOCKS + 0.5)
 
     def update(norm, branch_scale, init, depth):
         g = grids[norm]
@@ -118,11 +131,9 @@ def propagation_explorer(grids: dict):
         frac = b / np.maximum(s + b, 1e-30)
         share.set_data(blocks[:depth], frac[:depth])
         share.set_color(color)
-        top = max(s[:depth].max(), b[:depth].max(), v.max())
-        low = max(min(s[:depth].min(), v.min()), 1e-6)
-        ax.set_ylim(low * 0.5, top * 2.0)
-        ax.set_xlim(0.5, depth + 0.5)
-        ax_share.set_xlim(0.5, depth + 0.5)
+        lo, hi = limits[norm]
+        if ax.get_ylim() != (lo, hi):
+            ax.set_ylim(lo, hi)
         title.set_text(f"{KIND_NAMES[norm]}, branch scale {branch_scale:g}, {init} init, "
                        f"{depth} blocks of 8 channels, 8x8 inputs (median of 3 seeds)")
         return (f"block {depth}: skip variance {s[depth - 1]:.3g}, branch variance "
@@ -139,7 +150,7 @@ def propagation_explorer(grids: dict):
         "depth": widgets.int_slider("blocks", 2, EXPLORER_BLOCKS, EXPLORER_BLOCKS,
                                     tooltip="number of residual blocks shown"),
     }
-    return widgets.LiveFigure(fig, _snap(update), controls)
+    return widgets.LiveFigure(fig, _snap(update), controls, animated=[skip, branch, pred, share, title])
 
 
 def _snap(update):
