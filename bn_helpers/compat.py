@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import jax
 
-__all__ = ["enable_x64", "is_tracer", "same_random_numbers"]
+__all__ = ["enable_x64", "is_tracer", "optimization_barrier", "same_random_numbers"]
 
 
 def same_random_numbers() -> None:
@@ -44,3 +44,14 @@ def enable_x64(new_val: bool = True):
 def is_tracer(x) -> bool:
     """True when `x` is an abstract value inside `jit`, `grad` or `vmap` (it holds no numbers)."""
     return isinstance(x, jax.core.Tracer)
+
+
+def optimization_barrier(x):
+    """`x` unchanged, but XLA may not fold or move computations across it.
+
+    `jax.lax.optimization_barrier` (public from jax 0.4.31, with a batching rule for `vmap`);
+    on older versions `x` itself: the same numbers, only compiling may take longer.
+    Used in notebooks/07_why_bn_works.ipynb.
+    """
+    fn = getattr(jax.lax, "optimization_barrier", None)
+    return x if fn is None else fn(x)

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import train as _train
+from .compat import optimization_barrier as _optimization_barrier
 from .why_bn_works_extra import (  # re-exported: the notebook calls why.<name>
     cosine,
     deep_linear_data,
@@ -122,7 +123,7 @@ def same_sign_share(a):
     """
     # the barrier keeps XLA from folding relu(z) >= 0 to a constant (and then folding the
     # reduction over that constant, which takes seconds at compile time)
-    a = jax.lax.optimization_barrier(a)
+    a = _optimization_barrier(a)
     return jnp.mean((jnp.min(a, -1) >= 0) | (jnp.max(a, -1) <= 0))
 
 

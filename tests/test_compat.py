@@ -31,3 +31,15 @@ def test_is_tracer():
     seen = []
     jax.jit(lambda x: seen.append(bnh.compat.is_tracer(x)) or x)(jnp.ones(2))
     assert seen == [True]
+
+
+def test_optimization_barrier_returns_its_input_on_this_jax():
+    x = jnp.arange(6.0).reshape(2, 3)
+    y = jax.jit(lambda a: bnh.compat.optimization_barrier(jax.nn.relu(a - 2.0)) >= 0)(x)
+    assert y.shape == (2, 3) and bool(y.all())
+    assert jnp.array_equal(jax.jit(bnh.compat.optimization_barrier)(x), x)
+
+
+def test_optimization_barrier_under_vmap():
+    x = jnp.arange(6.0).reshape(2, 3)
+    assert jnp.array_equal(jax.vmap(bnh.compat.optimization_barrier)(x), x)
