@@ -4,6 +4,7 @@
     python benchmarks/paper_full_run.py --seeds 3       # 3 seeds per network (vmapped)
     python benchmarks/paper_full_run.py --notebook      # notebook 06's Fig. 1 cell (full mode)
     python benchmarks/paper_full_run.py --steps 5000 --split   # shorter; compile timed apart
+    python benchmarks/paper_full_run.py --devices       # one network per single-threaded CPU device
 
 Each network is a `bnh.MLP` trained by one `bnh.fit_many` call (its seeds vmapped), exactly as
 notebook 06 builds them: 784-100-100-100-10 sigmoid, N(0, 0.01²) init, SGD lr 0.5, BN before
@@ -12,7 +13,9 @@ the percentile probe every 500 steps. --notebook adds the Xavier baseline and us
 notebook's full-mode FIG1_STEPS (10,000). The calls are dispatched back to back (JAX runs them
 asynchronously, so the second network compiles while the first trains); the time is wall
 clock from the first call to the last result, compilation included. With the persistent
-compilation cache (JAX_COMPILATION_CACHE_DIR) a second run is "warm".
+compilation cache (JAX_COMPILATION_CACHE_DIR) a second run is "warm". --devices makes one
+single-threaded XLA CPU device per core (the flags are set before JAX starts) and places each
+network on its own device, the lever benchmarks/levers.py measures.
 
 Prints ONE line (read by `python dev.py bench`):
     paper_full_run: <what>: <wall> s including compilation (CPU <cpu> s, ...), final test acc ...
@@ -22,12 +25,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
-import jax
-import numpy as np
+if "--devices" in sys.argv:  # XLA reads its flags when JAX starts: set them before the import
+    os.environ["XLA_FLAGS"] = (f"--xla_force_host_platform_device_count={os.cpu_count()} "
+                               "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
-import bn_helpers as bnh
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+import bn_helpers as bnh  # noqa: E402
 
 FULL_STEPS = 50_000
 NOTEBOOK_STEPS = 10_000
@@ -45,12 +53,17 @@ def networks(xavier: bool = False) -> dict:
 
 
 def run(data, nets: dict, steps: int, seeds) -> dict:
-    """Dispatch one fit_many per network, then wait for all results; name -> FitResult."""
-    out = {name: bnh.fit_many(net, data, key=jax.random.PRNGKey(0), lr=0.5, seeds=seeds,
-                              num_steps=steps, eval_every=min(EVAL_EVERY, steps), train_eval=1000,
-                              probe=bnh.paper_experiment.percentile_probe(net),
-                              probe_inputs=data.x_test[:1000])
-           for name, net in nets.items()}
+    """Dispatch one fit_many per network (network i on device i mod the device count), then
+    wait for all results; name -> FitResult."""
+    devices = jax.devices()
+    out = {}
+    for i, (name, net) in enumerate(nets.items()):
+        with jax.default_device(devices[i % len(devices)]):
+            out[name] = bnh.fit_many(net, data, key=jax.random.PRNGKey(0), lr=0.5, seeds=seeds,
+                                     num_steps=steps, eval_every=min(EVAL_EVERY, steps),
+                                     train_eval=1000,
+                                     probe=bnh.paper_experiment.percentile_probe(net),
+                                     probe_inputs=data.x_test[:1000])
     jax.block_until_ready([(r.loss, r.test_acc, r.probe) for r in out.values()])
     return out
 
@@ -61,6 +74,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=1, help="seeds per network (vmapped)")
     parser.add_argument("--notebook", action="store_true",
                         help="notebook 06's Fig. 1 cell: 3 networks x 3 seeds, 10,000 steps")
+    parser.add_argument("--devices", action="store_true",
+                        help="one single-threaded CPU device per core, one network per device")
     parser.add_argument("--split", action="store_true",
                         help="run a second time to separate compilation from training")
     args = parser.parse_args(argv)
@@ -82,7 +97,8 @@ def main(argv=None) -> int:
     cache = ("compilation cache " + ("on" if os.environ.get("JAX_COMPILATION_CACHE_DIR") else "off"))
     print(f"paper_full_run: Figure 1, {' + '.join(nets)} networks x {len(seeds)} seed(s), "
           f"{steps:,} steps: {wall:.1f} s including compilation (CPU {cpu:.1f} s{extra}; {cache}; "
-          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; jax {jax.__version__}); "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; {len(jax.devices())} device(s); "
+          f"jax {jax.__version__}); "
           f"final test acc (seed median) {accs}")
     return 0
 
