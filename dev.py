@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import venv
 from pathlib import Path
 
@@ -77,7 +78,11 @@ def lab_overrides(prefix: Path = VENV) -> Path:
     for plugin, settings in LAB_OVERRIDES.items():
         current.setdefault(plugin, {}).update(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(current, indent=2) + "\n")
+    # Written aside and renamed: two test workers may merge at once, and neither may read half a file
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(current, indent=2) + "\n")
+    os.replace(tmp, path)
     return path
 
 

@@ -114,3 +114,44 @@ def test_notebooks_do_not_reach_the_network():
         code = "\n".join(c.source for c in nb.cells[2:] if c.cell_type == "code")
         assert "http://" not in code and "https://" not in code, path.name
         assert "download(" not in code, path.name
+
+
+def test_lab_overrides_merge_and_are_never_read_half_written(tmp_path):
+    """Two browser-test workers write the venv's JupyterLab overrides at once (JupyterLab and
+    Notebook 7 share the file); a reader in between must always find whole JSON."""
+    import importlib.util
+    import json
+    import threading
+
+    spec = importlib.util.spec_from_file_location("bn_dev", ROOT / "dev.py")
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+    path = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"other:plugin": {"kept": True}}))
+    bad = []
+
+    def write():
+        for _ in range(100):
+            try:
+                dev.lab_overrides(tmp_path)
+            except Exception as err:  # noqa: BLE001 (reported below)
+                bad.append(err)
+
+    def read():
+        for _ in range(400):
+            try:
+                json.loads(path.read_text())
+            except ValueError as err:
+                bad.append(err)
+
+    threads = [threading.Thread(target=f) for f in (write, write, read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad, f"{len(bad)} writes or reads failed (half-written JSON?), e.g. {bad[0]!r}"
+    merged = json.loads(path.read_text())
+    assert merged["other:plugin"] == {"kept": True}
+    assert merged["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    assert not list(path.parent.glob("*.tmp"))
