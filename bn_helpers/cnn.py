@@ -19,6 +19,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from . import compat as _compat
 from . import norms as _norms
 from .mlp import ACTIVATIONS, init_std
 
@@ -200,7 +201,7 @@ class CNN:
 
     def _conv_layer(self, key, c_in, c_out, scale, *, k=3, normed=True, gamma=1.0):
         std = init_std(self.init, k * k * c_in, k * k * c_out, self.init_std) * scale
-        p = {"W": std * jax.random.normal(key, (k, k, c_in, c_out))}
+        p = {"W": std * _compat.normal(key, (k, k, c_in, c_out))}
         if not (normed and self.norm and self.placement == "before"):
             p["b"] = jnp.zeros(c_out)
         s = {}
@@ -240,7 +241,7 @@ class CNN:
             state.append(s)
         c = self.channels[-1]
         std = init_std(self.init, c, self.num_classes, self.init_std) * scale
-        params.append({"W": std * jax.random.normal(keys[-1], (c, self.num_classes)),
+        params.append({"W": std * _compat.normal(keys[-1], (c, self.num_classes)),
                        "b": jnp.zeros(self.num_classes)})
         state.append({})
         return params, state

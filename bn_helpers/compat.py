@@ -9,9 +9,13 @@ Used in notebooks/04_bn_math.ipynb (float64 checks) and by the helper modules.
 
 from __future__ import annotations
 
-import jax
+import math
 
-__all__ = ["enable_x64", "is_tracer", "optimization_barrier", "same_random_numbers"]
+import jax
+import jax.numpy as jnp
+
+__all__ = ["enable_x64", "is_tracer", "normal", "optimization_barrier", "same_random_numbers",
+           "uniform"]
 
 
 def same_random_numbers() -> None:
@@ -55,3 +59,23 @@ def optimization_barrier(x):
     """
     fn = getattr(jax.lax, "optimization_barrier", None)
     return x if fn is None else fn(x)
+
+
+# XLA:CPU takes 3-5 s to compile one partitionable-threefry draw of a 4-D shape (a conv kernel,
+# a batch of feature maps) and 0.3 s for the same draw as a flat vector; every training program
+# draws its initial weights, so the helpers' models draw flat and reshape (benchmarks/compiles.py)
+
+
+def normal(key, shape, dtype=jnp.float32):
+    """`jax.random.normal(key, shape, dtype)`: the same numbers, drawn flat (fast to compile).
+
+    Used by the models (bn_helpers/mlp.py, cnn.py, rnn.py) and the noise of notebooks/07_why_bn_works.ipynb.
+    """
+    shape = tuple(shape)
+    return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
+
+
+def uniform(key, shape, dtype=jnp.float32, minval=0.0, maxval=1.0):
+    """`jax.random.uniform(key, shape, dtype, minval, maxval)`: the same numbers, drawn flat."""
+    shape = tuple(shape)
+    return jax.random.uniform(key, (math.prod(shape),), dtype, minval, maxval).reshape(shape)

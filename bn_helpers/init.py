@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import compat as _compat
 from . import init_explorer as _explorer
 from .init_explorer import (ACTIVATIONS, EPS, INITS, MAX_DEPTH, SATURATION_SLOPE,  # noqa: F401
                             WIDTH, _bn_norm, check_choice, check_xy, layer_stats, relative_slope,
@@ -215,8 +216,8 @@ def standardize(x):
 def _bjorck(key, x, y, bn, *, blocks, width):
     k_in, k1, k2, k_out = jax.random.split(key, 4)
     w_in = jax.random.normal(k_in, (x.shape[1], width)) * jnp.sqrt(2.0 / x.shape[1])
-    w1 = jax.random.normal(k1, (blocks, width, width)) * jnp.sqrt(2.0 / width)
-    w2 = jax.random.normal(k2, (blocks, width, width)) * jnp.sqrt(2.0 / width)
+    w1 = _compat.normal(k1, (blocks, width, width)) * jnp.sqrt(2.0 / width)
+    w2 = _compat.normal(k2, (blocks, width, width)) * jnp.sqrt(2.0 / width)
     w_out = jax.random.normal(k_out, (width, 10)) * jnp.sqrt(2.0 / width)
 
     def loss_fn(w1):

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import batchnorm as _bn
+from . import compat as _compat
 from .train import cross_entropy
 
 __all__ = ["ACTIVATIONS", "INITS", "MAX_DEPTH", "WIDTH", "SATURATION_SLOPE", "EPS", "layer_stats",
@@ -85,7 +86,7 @@ def _raw_weights(key, *, n_in, max_depth, width):
     """Standard-normal weights of the explorer network, scaled later."""
     k0, k1, k2 = jax.random.split(key, 3)
     return (jax.random.normal(k0, (n_in, width)),
-            jax.random.normal(k1, (max_depth - 1, width, width)),
+            _compat.normal(k1, (max_depth - 1, width, width)),
             jax.random.normal(k2, (width, 10)))
 
 

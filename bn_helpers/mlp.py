@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from . import batchnorm as _bn
+from . import compat as _compat
 from . import noise as _noise
 from . import norms as _norms
 
@@ -136,7 +137,7 @@ class MLP:
         keys = jax.random.split(key, len(self.sizes) - 1)
         for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
             std = init_std(self.init, fan_in, fan_out, self.init_std) * scale
-            layer = {"W": std * jax.random.normal(keys[i], (fan_in, fan_out))}
+            layer = {"W": std * _compat.normal(keys[i], (fan_in, fan_out))}
             hidden = i < self.num_hidden
             if not (hidden and self.bn == "before"):
                 layer["b"] = jnp.zeros(fan_out)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import jax
 
+from . import compat as _compat
+
 __all__ = ["inject", "PAPER"]
 
 PAPER = {"n_mu": 0.5, "n_sigma": 1.25, "r_mu": 0.1, "r_sigma": 0.1}
@@ -25,6 +27,6 @@ def inject(key, a, scale=1.0):
     units = a.shape[-1:]
     mu = scale * jax.random.uniform(k_mu, units, minval=-PAPER["n_mu"], maxval=PAPER["n_mu"])
     sigma = 1.0 + scale * jax.random.uniform(k_sigma, units, maxval=PAPER["n_sigma"] - 1.0)
-    m = mu + scale * PAPER["r_mu"] * jax.random.uniform(k_m, a.shape, minval=-1.0, maxval=1.0)
-    s = sigma + scale * PAPER["r_sigma"] * jax.random.normal(k_s, a.shape)
+    m = mu + scale * PAPER["r_mu"] * _compat.uniform(k_m, a.shape, minval=-1.0, maxval=1.0)
+    s = sigma + scale * PAPER["r_sigma"] * _compat.normal(k_s, a.shape)
     return s * a + m.astype(a.dtype)

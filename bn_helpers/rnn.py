@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
+from . import compat as _compat
 from . import norms as _norms
 from .mlp import init_std
 
@@ -98,8 +99,8 @@ class RNN:
         t, d = self.input_shape
         h = self.hidden
         k_in, k_rec, k_out = jax.random.split(key, 3)
-        w_in = init_std(self.init, d, h, self.init_std) * scale * jax.random.normal(k_in, (d, h))
-        q, r = jnp.linalg.qr(jax.random.normal(k_rec, (h, h)))
+        w_in = init_std(self.init, d, h, self.init_std) * scale * _compat.normal(k_in, (d, h))
+        q, r = jnp.linalg.qr(_compat.normal(k_rec, (h, h)))
         w_rec = self.recurrent_gain * scale * q * jnp.sign(jnp.diag(r))[None, :]
         cell = {"input": {"W": w_in}, "recurrent": {"W": w_rec}}
         cell_state = {}
@@ -111,7 +112,7 @@ class RNN:
             if self.norm == "batch":
                 cell_state = {"mean": jnp.zeros((t, h)), "var": jnp.ones((t, h))}
         std = init_std(self.init, h, self.num_classes, self.init_std) * scale
-        out = {"W": std * jax.random.normal(k_out, (h, self.num_classes)),
+        out = {"W": std * _compat.normal(k_out, (h, self.num_classes)),
                "b": jnp.zeros(self.num_classes)}
         return [cell, out], [cell_state, {}]
 

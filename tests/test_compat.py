@@ -43,3 +43,21 @@ def test_optimization_barrier_returns_its_input_on_this_jax():
 def test_optimization_barrier_under_vmap():
     x = jnp.arange(6.0).reshape(2, 3)
     assert jnp.array_equal(jax.vmap(bnh.compat.optimization_barrier)(x), x)
+
+
+def test_flat_draws_give_jax_randoms_numbers_in_every_shape():
+    key = jax.random.PRNGKey(3)
+    for shape in [(), (5,), (4, 3), (2, 3, 4), (3, 3, 2, 4), (2, 1, 3, 2, 2)]:
+        np.testing.assert_array_equal(bnh.compat.normal(key, shape), jax.random.normal(key, shape))
+        np.testing.assert_array_equal(bnh.compat.uniform(key, shape, minval=-0.5, maxval=2.0),
+                                      jax.random.uniform(key, shape, minval=-0.5, maxval=2.0))
+    assert bnh.compat.normal(key, [2, 3]).shape == (2, 3)
+
+
+def test_flat_draws_under_jit_and_vmap():
+    keys = jax.random.split(jax.random.PRNGKey(1), 3)
+    shape = (3, 3, 2, 4)
+    fast = jax.jit(jax.vmap(lambda k: bnh.compat.normal(k, shape)))(keys)
+    ref = jax.jit(jax.vmap(lambda k: jax.random.normal(k, shape)))(keys)
+    np.testing.assert_array_equal(fast, ref)
+    assert not np.allclose(fast[0], fast[1])     # each key its own draw
