@@ -46,6 +46,7 @@ _TOGGLE_PX = 56
 _LINE_PX = 18
 _LINE_CHARS = 110  # readout characters per line before the page wraps it (monospace, ~900 px)
 _MIN_DPI = 72      # below this the figure's 8-10 pt text gets hard to read
+_BACKGROUNDS = 8    # cached backgrounds per figure (one per axis range seen), oldest dropped
 
 
 def _set_tooltip(widget, text: str):
@@ -126,7 +127,8 @@ class LiveFigure:
 
     animated: artists that change on every update. They are drawn over a
     cached picture of everything else (blitting), which is much faster than
-    a full draw; any change of axis limits or text triggers a full draw.
+    a full draw; a change of axis limits or text triggers a full draw the first
+    time, and its picture is cached, so returning to a range seen before blits.
 
     max_height, max_width: the whole explorer's height budget and the
     picture's width budget in CSS px (defaults MAX_HEIGHT_PX, MAX_WIDTH_PX:
@@ -167,8 +169,7 @@ class LiveFigure:
         self.animated = list(animated)
         for artist in self.animated:
             artist.set_animated(True)
-        self._background = None
-        self._static_key = None
+        self._backgrounds = {}   # static state -> cached picture of the static artists
         self._layout_frozen = False
         # Shown at its own pixel size: stretching to the output's width would blur it
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
@@ -273,7 +274,8 @@ class LiveFigure:
         """Draw the figure: a full draw when needed, else blit the animated artists."""
         canvas = self.fig.canvas
         key = self._static_state()
-        if self._background is None or key != self._static_key or not self.animated:
+        background = self._backgrounds.get(key) if self.animated else None
+        if background is None:
             canvas.draw()  # animated artists are skipped by a full draw
             # Lay out once, then freeze: constrained layout costs more than the drawing
             if not self._layout_frozen:
@@ -281,10 +283,13 @@ class LiveFigure:
                 if self.fig.get_layout_engine() is not None:
                     self.fig.set_layout_engine("none")
                     canvas.draw()
-            self._background = canvas.copy_from_bbox(self.fig.bbox) if self.animated else None
-            self._static_key = key
+            if self.animated:
+                # Keep a few: a toggle that changes the axis range back and forth then blits
+                self._backgrounds[key] = canvas.copy_from_bbox(self.fig.bbox)
+                while len(self._backgrounds) > _BACKGROUNDS:
+                    self._backgrounds.pop(next(iter(self._backgrounds)))
         else:
-            canvas.restore_region(self._background)
+            canvas.restore_region(background)
         for artist in self.animated:
             artist.axes.draw_artist(artist) if artist.axes else self.fig.draw_artist(artist)
 

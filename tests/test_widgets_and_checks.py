@@ -46,6 +46,30 @@ def test_blitted_frame_equals_full_draw():
     assert np.mean(blitted != full) < 0.002
 
 
+def test_a_range_seen_before_blits_from_its_cached_picture(monkeypatch):
+    fig, ax = bnh.plots.new_figure(interactive=True)
+    (line,) = ax.plot(np.arange(10.0), np.arange(10.0))
+
+    def update(top):
+        line.set_ydata(top / 2 * np.ones(10))
+        ax.set_ylim(0, top)  # a toggle between two axis ranges, as 09's normalization
+
+    live = bnh.widgets.LiveFigure(fig, update, {"top": bnh.widgets.toggle("top", [10, 20], 10)},
+                                  animated=[line])
+    full_draws = []
+    draw = type(fig.canvas).draw
+    monkeypatch.setattr(type(fig.canvas), "draw", lambda c: full_draws.append(1) or draw(c))
+    live.controls["top"].value = 20       # a new range: one full draw
+    assert len(full_draws) == 1
+    for top in (10, 20, 10):               # both ranges seen: blits only
+        live.controls["top"].value = top
+    assert len(full_draws) == 1
+    blitted = np.asarray(fig.canvas.buffer_rgba()).copy()
+    line.set_animated(False)
+    draw(fig.canvas)
+    assert np.mean(blitted != np.asarray(fig.canvas.buffer_rgba())) < 0.002
+
+
 def test_errors_in_update_are_shown_and_raised():
     fig, _ = bnh.plots.new_figure(interactive=True)
 
