@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 
 import jax
-import jax.numpy as jnp
 
 __all__ = ["enable_x64", "is_tracer", "normal", "optimization_barrier", "same_random_numbers",
            "uniform"]
@@ -66,7 +65,7 @@ def optimization_barrier(x):
 # draws its initial weights, so the helpers' models draw flat and reshape (benchmarks/compiles.py)
 
 
-def normal(key, shape, dtype=jnp.float32):
+def normal(key, shape, dtype=float):
     """`jax.random.normal(key, shape, dtype)`: the same numbers, drawn flat (fast to compile).
 
     Used by the models (bn_helpers/mlp.py, cnn.py, rnn.py) and the noise of notebooks/07_why_bn_works.ipynb.
@@ -75,7 +74,7 @@ def normal(key, shape, dtype=jnp.float32):
     return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
 
 
-def uniform(key, shape, dtype=jnp.float32, minval=0.0, maxval=1.0):
+def uniform(key, shape, dtype=float, minval=0.0, maxval=1.0):
     """`jax.random.uniform(key, shape, dtype, minval, maxval)`: the same numbers, drawn flat."""
     shape = tuple(shape)
     return jax.random.uniform(key, (math.prod(shape),), dtype, minval, maxval).reshape(shape)

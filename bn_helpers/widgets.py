@@ -127,8 +127,7 @@ class LiveFigure:
 
     animated: artists that change on every update. They are drawn over a
     cached picture of everything else (blitting), which is much faster than
-    a full draw; a change of axis limits or text triggers a full draw the first
-    time, and its picture is cached, so returning to a range seen before blits.
+    a full draw; new axis limits or texts need a full draw once (then cached).
 
     max_height, max_width: the whole explorer's height budget and the
     picture's width budget in CSS px (defaults MAX_HEIGHT_PX, MAX_WIDTH_PX:
@@ -170,6 +169,7 @@ class LiveFigure:
         for artist in self.animated:
             artist.set_animated(True)
         self._backgrounds = {}   # static state -> cached picture of the static artists
+        self._static_key = None
         self._layout_frozen = False
         # Shown at its own pixel size: stretching to the output's width would blur it
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
@@ -274,8 +274,7 @@ class LiveFigure:
         """Draw the figure: a full draw when needed, else blit the animated artists."""
         canvas = self.fig.canvas
         key = self._static_state()
-        background = self._backgrounds.get(key) if self.animated else None
-        if background is None:
+        if (background := self._backgrounds.get(key) if self.animated else None) is None:
             canvas.draw()  # animated artists are skipped by a full draw
             # Lay out once, then freeze: constrained layout costs more than the drawing
             if not self._layout_frozen:
@@ -283,8 +282,8 @@ class LiveFigure:
                 if self.fig.get_layout_engine() is not None:
                     self.fig.set_layout_engine("none")
                     canvas.draw()
-            if self.animated:
-                # Keep a few: a toggle that changes the axis range back and forth then blits
+            self._static_key = key   # the state of the last full draw
+            if self.animated:  # keep a few: a toggle between axis ranges then blits
                 self._backgrounds[key] = canvas.copy_from_bbox(self.fig.bbox)
                 while len(self._backgrounds) > _BACKGROUNDS:
                     self._backgrounds.pop(next(iter(self._backgrounds)))

@@ -61,3 +61,13 @@ def test_flat_draws_under_jit_and_vmap():
     ref = jax.jit(jax.vmap(lambda k: jax.random.normal(k, shape)))(keys)
     np.testing.assert_array_equal(fast, ref)
     assert not np.allclose(fast[0], fast[1])     # each key its own draw
+
+
+def test_flat_draws_follow_the_float64_switch_as_jax_random_does():
+    key = jax.random.PRNGKey(2)
+    with bnh.enable_x64(True):
+        x = bnh.compat.normal(key, (2, 3, 2))
+        assert x.dtype == jnp.float64
+        np.testing.assert_array_equal(x, jax.random.normal(key, (2, 3, 2)))
+        assert bnh.compat.uniform(key, (3, 2)).dtype == jnp.float64
+    assert bnh.compat.normal(key, (2, 3, 2)).dtype == jnp.float32
