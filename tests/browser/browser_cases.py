@@ -103,6 +103,8 @@ CASES = [
     # 07: precomputed runs; the noise slider spans 0 and the notebook's NOISE_SCALES, starting at
     # the first of those
     Case("07_why_bn_works.ipynb", "noise scale", "0", drag=True),
+    # 07: the landscape's longest step, 0.5..4 x lr from 4
+    Case("07_why_bn_works.ipynb", "largest step (x lr)", "1"),
     # 08: groups from LayerNorm (1) to InstanceNorm (C = 16); Batch Renorm's clipping limits
     Case("08_beyond_bn.ipynb", "groups G", "4", drag=True),
     Case("08_beyond_bn.ipynb", "r_max", "2"),
