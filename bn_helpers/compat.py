@@ -10,6 +10,7 @@ Used in notebooks/04_bn_math.ipynb (float64 checks) and by the helper modules.
 from __future__ import annotations
 
 import math
+import operator
 
 import jax
 
@@ -65,16 +66,26 @@ def optimization_barrier(x):
 # draws its initial weights, so the helpers' models draw flat and reshape (benchmarks/compiles.py)
 
 
+def _shape(shape) -> tuple:
+    try:
+        dims = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        dims = (-1,)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"`shape` must hold non-negative ints, got {tuple(shape)!r}")
+    return dims
+
+
 def normal(key, shape, dtype=float):
     """`jax.random.normal(key, shape, dtype)`: the same numbers, drawn flat (fast to compile).
 
     Used by the models (bn_helpers/mlp.py, cnn.py, rnn.py) and the noise of notebooks/07_why_bn_works.ipynb.
     """
-    shape = tuple(shape)
+    shape = _shape(shape)
     return jax.random.normal(key, (math.prod(shape),), dtype).reshape(shape)
 
 
 def uniform(key, shape, dtype=float, minval=0.0, maxval=1.0):
     """`jax.random.uniform(key, shape, dtype, minval, maxval)`: the same numbers, drawn flat."""
-    shape = tuple(shape)
+    shape = _shape(shape)
     return jax.random.uniform(key, (math.prod(shape),), dtype, minval, maxval).reshape(shape)

@@ -215,10 +215,10 @@ def standardize(x):
 @partial(jax.jit, static_argnames=("blocks", "width"))
 def _bjorck(key, x, y, bn, *, blocks, width):
     k_in, k1, k2, k_out = jax.random.split(key, 4)
-    w_in = jax.random.normal(k_in, (x.shape[1], width)) * jnp.sqrt(2.0 / x.shape[1])
+    w_in = _compat.normal(k_in, (x.shape[1], width)) * jnp.sqrt(2.0 / x.shape[1])
     w1 = _compat.normal(k1, (blocks, width, width)) * jnp.sqrt(2.0 / width)
     w2 = _compat.normal(k2, (blocks, width, width)) * jnp.sqrt(2.0 / width)
-    w_out = jax.random.normal(k_out, (width, 10)) * jnp.sqrt(2.0 / width)
+    w_out = _compat.normal(k_out, (width, 10)) * jnp.sqrt(2.0 / width)
 
     def loss_fn(w1):
         def block(h, ws):

@@ -85,9 +85,9 @@ def _stds(init_idx, std, fan_in, fan_out):
 def _raw_weights(key, *, n_in, max_depth, width):
     """Standard-normal weights of the explorer network, scaled later."""
     k0, k1, k2 = jax.random.split(key, 3)
-    return (jax.random.normal(k0, (n_in, width)),
+    return (_compat.normal(k0, (n_in, width)),
             _compat.normal(k1, (max_depth - 1, width, width)),
-            jax.random.normal(k2, (width, 10)))
+            _compat.normal(k2, (width, 10)))
 
 
 def _forward(weights, dz, xw0, act_idx, bn, depth):

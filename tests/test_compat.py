@@ -6,6 +6,7 @@ Also run by CI in the colab (jax 0.7.2) and floor (jax 0.4.30) dependency sets.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import bn_helpers as bnh
 
@@ -51,7 +52,7 @@ def test_flat_draws_give_jax_randoms_numbers_in_every_shape():
         np.testing.assert_array_equal(bnh.compat.normal(key, shape), jax.random.normal(key, shape))
         np.testing.assert_array_equal(bnh.compat.uniform(key, shape, minval=-0.5, maxval=2.0),
                                       jax.random.uniform(key, shape, minval=-0.5, maxval=2.0))
-    assert bnh.compat.normal(key, [2, 3]).shape == (2, 3)
+    assert bnh.compat.normal(key, [2, np.int64(3)]).shape == (2, 3)
 
 
 def test_flat_draws_under_jit_and_vmap():
@@ -71,3 +72,11 @@ def test_flat_draws_follow_the_float64_switch_as_jax_random_does():
         np.testing.assert_array_equal(x, jax.random.normal(key, (2, 3, 2)))
         assert bnh.compat.uniform(key, (3, 2)).dtype == jnp.float64
     assert bnh.compat.normal(key, (2, 3, 2)).dtype == jnp.float32
+
+
+def test_flat_draws_reject_a_bad_shape_by_name():
+    for bad in [(-1, 3), (2.0, 3), ("3",)]:
+        with pytest.raises(ValueError, match="`shape` must hold non-negative ints"):
+            bnh.compat.normal(jax.random.PRNGKey(0), bad)
+        with pytest.raises(ValueError, match="`shape`"):
+            bnh.compat.uniform(jax.random.PRNGKey(0), bad)
