@@ -38,6 +38,22 @@ def error_outputs(nb):
     return found
 
 
+def _unexpected_errors(nb):
+    """Error outputs, except in cells tagged `raises-exception` (which must raise)."""
+    expected = {i for i, c in enumerate(nb.cells) if "raises-exception" in c.metadata.get("tags", [])}
+    errors = [(i, e) for i, e in error_outputs(nb) if i not in expected]
+    for i in expected:
+        if not any(o.get("output_type") == "error" for o in nb.cells[i].outputs):
+            errors.append((i, "tagged raises-exception but raised nothing"))
+    return errors
+
+
+def _run(nb, run_dir: Path, timeout: int) -> None:
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(run_dir)}})
+    client.execute()
+
+
 def execute(path: Path, *, workdir: Path | None = None, timeout: int = 900, where: bool = False):
     """Run one notebook; return (executed notebook, list of unexpected errors, bn_helpers path).
 
@@ -46,21 +62,38 @@ def execute(path: Path, *, workdir: Path | None = None, timeout: int = 900, wher
     nb = nbformat.read(path, as_version=4)
     if where:
         nb.cells.append(nbformat.v4.new_code_cell(_WHERE))
-    run_dir = workdir or path.parent
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(run_dir)}})
-    client.execute()
-    expected = {i for i, c in enumerate(nb.cells) if "raises-exception" in c.metadata.get("tags", [])}
-    errors = [(i, e) for i, e in error_outputs(nb) if i not in expected]
-    for i in expected:
-        if not any(o.get("output_type") == "error" for o in nb.cells[i].outputs):
-            errors.append((i, "tagged raises-exception but raised nothing"))
+    _run(nb, workdir or path.parent, timeout)
     origin = None
     if where:
         text = "".join(o.get("text", "") for o in nb.cells[-1].outputs)
         origin = text.split("BN_HELPERS_FROM", 1)[-1].strip() if "BN_HELPERS_FROM" in text else None
         nb.cells.pop()
-    return nb, errors, origin
+    return nb, _unexpected_errors(nb), origin
+
+
+def execute_with_student_copy(path: Path, student, *, timeout: int = 900):
+    """Run a notebook and its student copy `student` in one kernel, the shared part once.
+
+    The two copies are the same up to the first cell that differs (the exercises, which come
+    last), so those cells run once; then the student copy's remaining cells run, seeing exactly
+    what they would in a student's kernel; then the solution's remaining cells, which redefine
+    everything they use. Returns ((notebook, errors), (student copy, errors)), each executed
+    copy with its own cells and outputs (`student` is filled in place).
+    """
+    nb = nbformat.read(path, as_version=4)
+    if len(student.cells) != len(nb.cells):
+        raise ValueError(f"{path.name}: the student copy has {len(student.cells)} cells, "
+                         f"the notebook {len(nb.cells)}")
+    split = next((i for i, (a, b) in enumerate(zip(nb.cells, student.cells))
+                  if a.source != b.source), len(nb.cells))
+    both = nbformat.from_dict(nb)
+    both.cells = nb.cells[:split] + student.cells[split:] + nb.cells[split:]
+    _run(both, path.parent, timeout)
+    tail = len(nb.cells) - split
+    nb.metadata, student.metadata = both.metadata, nbformat.from_dict(both.metadata)
+    nb.cells = both.cells[:split] + both.cells[split + tail:]
+    student.cells = both.cells[:split] + both.cells[split:split + tail]
+    return (nb, _unexpected_errors(nb)), (student, _unexpected_errors(student))
 
 
 def main(argv=None) -> int:
