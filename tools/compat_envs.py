@@ -32,7 +32,7 @@ SETS = {
                        "ipykernel", "ipython", "notebook", "traitlets", "pillow"]),
     "floor": ("3.10", ["jax", "jaxlib", "numpy", "matplotlib", "ipywidgets", "ipykernel"]),
 }
-RUNNER_TOOLS = ["nbclient", "nbformat", "pytest", "pyyaml"]
+RUNNER_TOOLS = ["nbclient", "nbformat", "pytest", "pytest-timeout", "pyyaml"]
 # Unit tests that also run on each set: the BN core, the engine, the widgets and every exercise
 # check with its table of mistakes (the rest needs the test extra: keras, torch, a browser)
 UNIT_TESTS = ["tests/test_compat.py", "tests/test_batchnorm.py", "tests/test_norms.py",
