@@ -96,7 +96,12 @@ class CNN:
     bias (beta replaces it). groups: for norm="group".
     zero_init_last_gamma: the last norm of each branch starts at gamma = 0.
     skip_init: a scalar alpha per block, initialised to 0 (De & Smith 2020).
-    Both make every block with equal channels the identity at init.
+    fixup: Fixup (Zhang et al. 2019), for norm=None: each branch's last conv
+    and the dense layer start at 0, the first conv of each of the L branches
+    is scaled by L^(-1/2), convs lose their per-channel biases in the blocks,
+    and scalar biases (before each conv, the nonlinearity and the dense layer,
+    after the branch) and a scalar multiplier per branch are learned.
+    All three make every block with equal channels the identity at init.
     scan: keep each run of identical consecutive layers (or blocks) as ONE
     entry of params with a leading layer axis, run by `jax.lax.scan`, so a
     100-layer network compiles as fast as a 10-layer one; None (default) does
@@ -123,6 +128,7 @@ class CNN:
     d_max: float = 5.0
     zero_init_last_gamma: bool = False
     skip_init: bool = False
+    fixup: bool = False
     branch_scale: float = 1.0
     scan: bool | None = None
 
@@ -155,8 +161,13 @@ class CNN:
                              f"count {channels}; got {self.groups!r}")
         if min(shape[:2]) < 2 ** (len(channels) - 1):
             raise ValueError(f"{len(channels) - 1} poolings do not fit an input of {shape[:2]}")
-        if not self.residual and (self.zero_init_last_gamma or self.skip_init or self.branch_scale != 1.0):
-            raise ValueError("`zero_init_last_gamma`, `skip_init` and `branch_scale` need residual=True")
+        if not self.residual and (self.zero_init_last_gamma or self.skip_init or self.fixup
+                                  or self.branch_scale != 1.0):
+            raise ValueError("`zero_init_last_gamma`, `skip_init`, `fixup` and `branch_scale` need "
+                             "residual=True")
+        if self.fixup and (self.norm is not None or self.skip_init):
+            raise ValueError("`fixup` replaces normalization: it needs norm=None and skip_init=False, "
+                             f"got norm={self.norm!r}, skip_init={self.skip_init!r}")
         if self.zero_init_last_gamma and self.norm is None:
             raise ValueError("`zero_init_last_gamma` needs a norm (norm=None has no gamma)")
 
@@ -211,10 +222,24 @@ class CNN:
             p["gamma"] = p["gamma"] * gamma
         return p, s
 
+    def _fixup_block(self, k1, c_in, c_out, scale):
+        """Fixup's branch: conv1 scaled by L^(-1/2), conv2 zero, no per-channel biases, scalars."""
+        p1, _ = self._conv_layer(k1, c_in, c_out, scale * sum(self.convs_per_stage) ** -0.5)
+        zero = jnp.zeros(())
+        p = {"conv1": {"W": p1["W"]}, "conv2": {"W": jnp.zeros((3, 3, c_out, c_out))},
+             "fixup": {"bias1a": zero, "bias1b": zero, "bias2a": zero, "bias2b": zero,
+                       "scale": jnp.ones(())}}
+        return p, {"conv1": {}, "conv2": {}}
+
     def _init_layer(self, block, c_in, c_out, scale, key):
         if not block:
             return self._conv_layer(key, c_in, c_out, scale)
         k1, k2, k3 = jax.random.split(key, 3)
+        if self.fixup:
+            p, s = self._fixup_block(k1, c_in, c_out, scale)
+            if c_in != c_out:
+                p["proj"], s["proj"] = self._conv_layer(k3, c_in, c_out, scale, k=1)
+            return p, s
         p1, s1 = self._conv_layer(k1, c_in, c_out, scale)
         p2, s2 = self._conv_layer(k2, c_out, c_out, scale, gamma=0.0 if self.zero_init_last_gamma else 1.0)
         p, s = {"conv1": p1, "conv2": p2}, {"conv1": s1, "conv2": s2}
@@ -228,7 +253,7 @@ class CNN:
         """(params, state): one dict per conv layer (stem, residual block), then the dense layer.
 
         `scale` multiplies every weight std and may be traced (vmapped init sweeps).
-        A residual block's dict holds "conv1", "conv2", optionally "proj" and "alpha".
+        A residual block's dict holds "conv1", "conv2", optionally "proj", "alpha" or "fixup".
         A run of identical layers run by scan is one entry with stacked arrays (`entries`).
         """
         entries = self.entries()
@@ -241,8 +266,11 @@ class CNN:
             state.append(s)
         c = self.channels[-1]
         std = init_std(self.init, c, self.num_classes, self.init_std) * scale
-        params.append({"W": std * _compat.normal(keys[-1], (c, self.num_classes)),
-                       "b": jnp.zeros(self.num_classes)})
+        dense = {"W": std * _compat.normal(keys[-1], (c, self.num_classes)),
+                 "b": jnp.zeros(self.num_classes)}
+        if self.fixup:
+            dense = {"W": jnp.zeros_like(dense["W"]), "b": dense["b"], "bias_in": jnp.zeros(())}
+        params.append(dense)
         state.append({})
         return params, state
 
@@ -272,6 +300,8 @@ class CNN:
         if not block:
             h, s, rec = self._unit(p, s, h, train)
             return h, s, [rec]
+        if self.fixup:
+            return self._fixup_layer(p, s, h, train)
         after = self.placement == "after"
         u, s1, r1 = self._unit(p["conv1"], s["conv1"], h, train)
         f, s2, r2 = self._unit(p["conv2"], s["conv2"], u, train, act=after)
@@ -285,6 +315,21 @@ class CNN:
         out = skip + branch
         r2 = {"pre": r2["pre"] if after else f, "post": out, "branch": branch, "skip": skip}
         return out, new_s, [r1, r2]
+
+    def _fixup_layer(self, p, s, h, train):
+        """x + branch_scale * (scale * conv2(act(conv1(x + b1a) + b1b) + b2a) + b2b)."""
+        fx = p["fixup"]
+        x_in = h + fx["bias1a"]
+        z = _conv(x_in, p["conv1"]["W"]) + fx["bias1b"]
+        u = ACTIVATIONS[self.activation](z)
+        f = _conv(u + fx["bias2a"], p["conv2"]["W"]) * fx["scale"] + fx["bias2b"]
+        skip, new_s = h, dict(s)
+        if "proj" in p:
+            skip, new_s["proj"], _ = self._unit(p["proj"], s["proj"], x_in, train, act=False)
+        branch = f * self.branch_scale
+        out = skip + branch
+        return out, new_s, [{"pre": z, "post": u},
+                            {"pre": f, "post": out, "branch": branch, "skip": skip}]
 
     def apply(self, params, state, x, *, train: bool, key=None, return_hidden: bool = False):
         """Forward pass: (logits, new_state), or with return_hidden (logits, new_state, hidden).
@@ -318,6 +363,8 @@ class CNN:
             new_state.append(s)
             hidden.extend(recs)
         h = jnp.mean(h, axis=(1, 2))
+        if "bias_in" in params[-1]:
+            h = h + params[-1]["bias_in"]
         logits = h @ params[-1]["W"] + params[-1]["b"]
         new_state = new_state + [state[-1]] if train else list(state)
         if return_hidden:
