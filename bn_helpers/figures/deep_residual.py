@@ -15,7 +15,8 @@ from ..deep_residual import EXPLORER_BLOCKS, EXPLORER_BRANCH, EXPLORER_INIT, res
 
 P = plots.PALETTE
 COLORS = {"BN": plots.COLORS["bn"], "no norm": plots.COLORS["no_bn"], "SkipInit": P["green"],
-          "zero-init last gamma": P["orange"], "layer norm": P["purple"], "BN frozen": P["sky"]}
+          "zero-init last gamma": P["orange"], "layer norm": P["purple"], "BN frozen": P["sky"],
+          "Fixup": P["black"]}
 KIND_NAMES = {"none": "no norm", "batch": "BN", "layer": "layer norm"}
 
 
@@ -174,7 +175,8 @@ def training_figure(runs: dict, *, title: str, window: int, cap: float = 5.0, ru
 
     runs: {label: (FitResult over runs, colour name, line style)}; `runs_are` names
     what the runs differ in (seeds, batch orders) on the figure. Losses above
-    `cap` (or NaN) are drawn at the cap, marked in the axis label.
+    `cap` (or NaN) are drawn at the cap, marked in the axis label; a run that
+    reaches it is drawn as its own thin line, outside its network's band.
 
     Used in notebooks/09_deep_residual.ipynb.
     """
@@ -182,14 +184,21 @@ def training_figure(runs: dict, *, title: str, window: int, cap: float = 5.0, ru
     for k, (label, (r, color, ls)) in enumerate(runs.items()):
         loss = np.minimum(np.nan_to_num(_windowed(r.loss, window), nan=cap, posinf=cap), cap)
         x = (np.arange(loss.shape[1]) + 0.5) * window
-        _band(ax_l, x, loss, COLORS[color], label, ls)
+        # A run that reached the cap is drawn alone (thin), so its band does not hide the others
+        gone = np.any(loss >= cap, axis=1)
+        if gone.any() and not gone.all():
+            label = f"{label} ({gone.sum()} of {len(gone)} {runs_are} diverged)"
+            for run_loss in loss[gone]:
+                ax_l.plot(x, run_loss, color=COLORS[color], ls=ls, lw=0.8, alpha=0.7)
+        _band(ax_l, x, loss[~gone] if not gone.all() else loss, COLORS[color], label, ls)
         acc = np.nan_to_num(np.asarray(r.test_acc)[:, -1], nan=0.1)
         ax_a.scatter(np.full(acc.shape, k), acc, color=COLORS[color], s=22, zorder=3)
         ax_a.plot([k - 0.3, k + 0.3], [np.median(acc)] * 2, color=COLORS[color], lw=2)
     ax_l.axhline(cap, color="0.6", lw=0.8, ls=":")
     ax_l.set_ylim(0, cap * 1.05)
     plots.label(ax_l, title, "training step", f"training loss (NaN or above {cap:g}: drawn at {cap:g})")
-    ax_l.legend(loc="lower left", ncol=2, fontsize=7)
+    # Above the curves that train, below the cap line where diverged runs end
+    ax_l.legend(loc="upper right", bbox_to_anchor=(1.0, 0.93), ncol=2, fontsize=7)
     ax_a.set_xticks(range(len(runs)))
     ax_a.set_xticklabels(list(runs), rotation=30, ha="right", fontsize=8)
     ax_a.axhline(0.1, color="0.5", ls=":", lw=1)
