@@ -1,7 +1,9 @@
 """Make the two compatibility venvs and run every notebook in them, as a Colab user would.
 
     python3 tools/compat_envs.py setup colab|floor [--wheel W]   make/refresh .venv-<set>
-    python3 tools/compat_envs.py run colab|floor [--wheel W]     setup, then run every notebook
+    python3 tools/compat_envs.py run colab|floor [--wheel W]     setup, then every notebook and
+                                                                  the unit tests of the core
+    python3 tools/compat_envs.py unit colab|floor [--wheel W]    setup, then only those unit tests
 
 `colab`: Google Colab's runtime pins (ci/colab-constraints.txt) on Python 3.13 when this
 machine has it (Colab's version), else python3. `floor`: the lowest versions pyproject.toml
@@ -102,19 +104,21 @@ def setup(name: str, wheel: Path | None = None) -> Path:
     return py
 
 
-def run(name: str, wheel: Path | None = None) -> int:
-    """Set up the venv, then run every notebook in FAST mode outside the checkout."""
+def run(name: str, wheel: Path | None = None, notebooks: bool = True) -> int:
+    """Set up the venv, run every notebook in FAST mode outside the checkout, then the unit tests."""
     t0 = time.perf_counter()
     py = setup(name, wheel)
     print(f"[{name}] venv ready in {time.perf_counter() - t0:.0f} s", flush=True)
     env = dict(os.environ, BN_FAST="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
     env.pop("MPLBACKEND", None)
-    with tempfile.TemporaryDirectory(prefix=f"bn-{name}-") as tmp:
-        # Run from a folder outside the checkout, so only the installed wheel can be imported
-        code = subprocess.call([str(py), str(ROOT / "tools" / "run_notebooks.py"), "--outside",
-                                str(Path(tmp) / "notebooks"), "--expect-installed"],
-                               cwd=tmp, env=env)
-    print(f"[{name}] all notebooks in {time.perf_counter() - t0:.0f} s (exit {code})", flush=True)
+    code = 0
+    if notebooks:
+        with tempfile.TemporaryDirectory(prefix=f"bn-{name}-") as tmp:
+            # Run from a folder outside the checkout, so only the installed wheel can be imported
+            code = subprocess.call([str(py), str(ROOT / "tools" / "run_notebooks.py"), "--outside",
+                                    str(Path(tmp) / "notebooks"), "--expect-installed"],
+                                   cwd=tmp, env=env)
+        print(f"[{name}] all notebooks in {time.perf_counter() - t0:.0f} s (exit {code})", flush=True)
     t1 = time.perf_counter()
     tests = sorted({str(p) for pattern in UNIT_TESTS for p in ROOT.glob(pattern)})
     with tempfile.TemporaryDirectory(prefix=f"bn-{name}-tests-") as tmp:
@@ -129,14 +133,14 @@ def run(name: str, wheel: Path | None = None) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=("setup", "run"))
+    parser.add_argument("action", choices=("setup", "run", "unit"))
     parser.add_argument("set", choices=sorted(SETS))
     parser.add_argument("--wheel", type=Path, help="a built bn-helpers wheel (default: build one)")
     args = parser.parse_args(argv)
     if args.action == "setup":
         setup(args.set, args.wheel)
         return 0
-    return run(args.set, args.wheel)
+    return run(args.set, args.wheel, notebooks=args.action == "run")
 
 
 if __name__ == "__main__":

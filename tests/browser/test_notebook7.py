@@ -1,4 +1,5 @@
-"""Every control of every notebook moved in Notebook 7, in a real browser.
+"""The controls of notebooks 00, 02, 04 and 05 (every kind of control) moved in Notebook 7, in a
+real browser (the classic notebook moves every control of every notebook).
 
 The cases and the driver live in browser_cases.py; conftest.py starts the server.
 """
