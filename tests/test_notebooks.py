@@ -4,8 +4,8 @@ bottom too, and every check in it prints FAIL.
 
 The two copies differ only from their first exercise cell on (the exercises come last), so one
 kernel runs the shared cells once, then the student copy's last cells, then the solution's
-(tools/run_notebooks.py, `execute_with_student_copy`; the runner CI also uses for the Colab and
-floor dependency sets).
+(tools/run_notebooks.py, `execute_with_student_copy`; CI runs the floor dependency set's
+notebooks with the same runner).
 """
 
 import os
